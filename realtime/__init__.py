@@ -1,0 +1,42 @@
+"""realtime: production-grade WebSockets for Django on Channels.
+
+The public names are imported lazily so that ``import realtime`` is safe while
+Django's apps are still loading.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "event": "realtime.schema",
+    "upgrader": "realtime.schema",
+    "downgrader": "realtime.schema",
+    "registry": "realtime.schema",
+    "handler": "realtime.consumers",
+    "RealtimeConsumer": "realtime.consumers",
+    "Message": "realtime.consumers",
+    "notify": "realtime.notify",
+    "anotify": "realtime.notify",
+    "notify_user": "realtime.notify",
+    "anotify_user": "realtime.notify",
+    "websocket_app": "realtime.asgi",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'realtime' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

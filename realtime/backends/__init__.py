@@ -1,0 +1,50 @@
+"""Backends for history and presence, chosen by REALTIME["BACKEND"]."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+from realtime.backends.base import BaseBackend
+
+_shared: BaseBackend | None = None
+_per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def backend_class() -> type[BaseBackend]:
+    from django.conf import settings
+
+    from realtime.settings import realtime_settings
+
+    if realtime_settings.BACKEND is not None:
+        return realtime_settings.BACKEND
+    layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
+    if "channels_redis" in layer.get("BACKEND", ""):
+        from realtime.backends.redis import RedisBackend
+
+        return RedisBackend
+    from realtime.backends.memory import MemoryBackend
+
+    return MemoryBackend
+
+
+def get_backend() -> BaseBackend:
+    """Return this process's backend (Redis clients are bound to one event loop)."""
+    global _shared
+    cls = backend_class()
+    if getattr(cls, "shared_across_loops", False):
+        if _shared is None or type(_shared) is not cls:
+            _shared = cls()
+        return _shared
+    loop = asyncio.get_running_loop()
+    backend = _per_loop.get(loop)
+    if backend is None or type(backend) is not cls:
+        backend = _per_loop[loop] = cls()
+    return backend
+
+
+def reset() -> None:
+    """Forget backend instances (settings changed, or between tests)."""
+    global _shared
+    _shared = None
+    _per_loop.clear()

@@ -1,0 +1,91 @@
+"""The backend contract: history (seq, epoch, bounded log), presence and one-time claims.
+
+One backend instance serves a whole process. The memory backend serves one process
+(the embedded default); the Redis backend is shared by every process and machine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class HistoryRead:
+    """What ``since()`` found: frames after ``since`` and the group's position."""
+
+    frames: list[tuple[int, str]] = field(default_factory=list)
+    seq: int = 0
+    epoch: str | None = None
+    recovered: bool = True
+
+
+@dataclass
+class PresenceState:
+    """Who is in a group: one member per user, anonymous connections only counted."""
+
+    members: list[dict[str, Any]]
+    anonymous: int
+    connections: int
+
+
+class BaseBackend(ABC):
+    """History, presence and single-use claims, as one process sees them."""
+
+    @abstractmethod
+    async def append(self, group: str, prefix: str, suffix: str) -> tuple[int, str]:
+        """Assign the next seq of ``group`` and store ``prefix + seq + suffix``.
+
+        Atomic: two concurrent appends never get the same seq. Returns (seq, epoch).
+        The log keeps at most HISTORY_SIZE frames for at most HISTORY_TTL seconds.
+        """
+
+    @abstractmethod
+    async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
+        """Return the frames after ``since``, oldest first.
+
+        ``recovered`` is False when the log no longer holds every frame after
+        ``since``, or when ``epoch`` is not the group's current epoch.
+        """
+
+    @abstractmethod
+    async def position(self, group: str) -> tuple[int, str | None]:
+        """Return (last seq, epoch) of ``group``; (0, None) when it has no history."""
+
+    @abstractmethod
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Return True the first time ``key`` is claimed within ``ttl`` seconds."""
+
+    @abstractmethod
+    async def presence_join(
+        self, group: str, conn_id: str, user_key: str, member: dict | None, ttl: float
+    ) -> bool:
+        """Add a connection; return True if it is the user's first in ``group``."""
+
+    @abstractmethod
+    async def presence_leave(self, group: str, conn_id: str) -> dict | None:
+        """Remove a connection; return the user's member summary if that was the
+        user's last connection in ``group``, else None."""
+
+    @abstractmethod
+    async def presence_refresh(
+        self, entries: list[tuple[str, str]], ttl: float
+    ) -> None:
+        """Extend the lease of live (group, conn_id) pairs held by this process."""
+
+    @abstractmethod
+    async def presence_state(self, group: str) -> PresenceState:
+        """Return the live members of ``group``."""
+
+    @abstractmethod
+    async def presence_sweep(self) -> list[tuple[str, dict]]:
+        """Drop expired connections (a crashed process's); return (group, member)
+        for every user who left as a result."""
+
+    async def status(self) -> dict[str, Any]:
+        """A summary for operators (``realtime_status``)."""
+        return {}
+
+    async def close(self) -> None:
+        """Release connections."""

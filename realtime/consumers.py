@@ -1,0 +1,686 @@
+"""RealtimeConsumer: the protocol v1 endpoint users subclass.
+
+The protocol handlers here own the bookkeeping (auth, acks, limits, subscriptions,
+recovery, presence); users declare ``permission_classes``, ``subscriptions`` and
+``@handler`` methods and override small hooks (``on_connect``, ``on_disconnect``).
+A client's ``type`` is only ever looked up in the handler table built from
+``@handler`` declarations: it is never turned into a method name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from channels.consumer import AsyncConsumer
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+
+from realtime import exceptions as exc
+from realtime import history, presence, status
+from realtime.auth import FirstMessageAuthenticator, user_summary
+from realtime.groups import (
+    compile_patterns,
+    match_patterns,
+    user_group,
+    validate_group_name,
+)
+from realtime.hub import Event, get_hub
+from realtime.permissions import call_check
+from realtime.schema import registry
+from realtime.settings import realtime_settings
+from realtime.throttling import TokenBucket
+
+logger = logging.getLogger(__name__)
+PROTOCOL_VERSION = 1
+# Errors caused by what the client sent; too many of them close with 4400.
+CLIENT_FAULTS = {
+    "bad_json",
+    "bad_envelope",
+    "unknown_type",
+    "invalid",
+    "forbidden",
+    "not_authenticated",
+}
+
+
+def handler(
+    type: str, *, permission_classes: list | None = None
+) -> Callable[[Callable], Callable]:
+    """Mark a consumer method as the handler of client event ``type``."""
+
+    def decorator(fn: Callable) -> Callable:
+        fn._realtime_handler = (type, permission_classes)  # type: ignore[attr-defined]
+        return fn
+
+    return decorator
+
+
+class Message:
+    """A validated client event, as a handler receives it."""
+
+    __slots__ = ("consumer", "data", "id", "type", "v")
+
+    def __init__(
+        self, type: str, v: int, id: str | None, data: dict, consumer: RealtimeConsumer
+    ) -> None:
+        self.type, self.v, self.id, self.data, self.consumer = (
+            type,
+            v,
+            id,
+            data,
+            consumer,
+        )
+
+    @property
+    def user(self) -> Any:
+        return self.consumer.user
+
+
+class Subscription:
+    __slots__ = ("buffer", "group", "last_seq", "presence")
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.last_seq = 0
+        self.buffer: list[Event] | None = []  # events held while recovering
+        self.presence = False
+
+
+class RealtimeConsumer(AsyncConsumer):
+    """A WebSocket endpoint speaking the realtime protocol (see docs/protocol.md)."""
+
+    #: None: REALTIME["AUTHENTICATORS"]; a list overrides it for this consumer.
+    authenticators: list | None = None
+    #: None: REALTIME["DEFAULT_PERMISSION_CLASSES"]. Checked at connect.
+    permission_classes: list | None = None
+    #: Group patterns a client may join, each with its permission classes.
+    subscriptions: dict[str, list] = {}
+
+    _handlers: dict[str, tuple[str, list | None]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, tuple[str, list | None]] = {}
+        for klass in reversed(cls.__mro__):
+            for name, attr in vars(klass).items():
+                spec = getattr(attr, "_realtime_handler", None)
+                if spec is not None:
+                    handlers[spec[0]] = (name, spec[1])
+        cls._handlers = handlers
+        cls._compiled_subscriptions = None
+
+    # -- hooks ----------------------------------------------------------------------
+
+    async def on_connect(self) -> None:
+        """Called once the connection is accepted and authenticated. Raise
+        PermissionDenied to close it with 4403."""
+
+    async def on_disconnect(self, code: int | None) -> None:
+        """Called after the connection closed and its subscriptions were dropped."""
+
+    def get_authenticators(self) -> list:
+        classes = self.authenticators
+        if classes is None:
+            classes = realtime_settings.AUTHENTICATORS
+        return [cls() if isinstance(cls, type) else cls for cls in classes]
+
+    def get_permissions(self) -> list:
+        classes = self.permission_classes
+        if classes is None:
+            classes = realtime_settings.DEFAULT_PERMISSION_CLASSES
+        return [cls() for cls in classes]
+
+    def get_subscription_patterns(self) -> list:
+        compiled = type(self).__dict__.get("_compiled_subscriptions")
+        if compiled is None:
+            compiled = compile_patterns(self.subscriptions)
+            type(self)._compiled_subscriptions = compiled
+        return compiled
+
+    async def notify(self, group: str, type: str, data: Any = None, **kw: Any) -> Any:
+        """Send an event to a group (``realtime.anotify``)."""
+        from realtime.notify import anotify
+
+        return await anotify(group, type, data, **kw)
+
+    async def send_event(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        v: int | None = None,
+        id: str | None = None,
+    ) -> None:
+        """Send a validated event to this connection only."""
+        from realtime.notify import dumps, prepare
+
+        prepared = prepare(type, data, v)
+        if prepared is not None:
+            frame = {"type": type, "v": prepared[0], "data": prepared[1]}
+            if id is not None:
+                frame["id"] = id
+            await self._send_text(dumps(frame).decode())
+
+    # -- ASGI -----------------------------------------------------------------------
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        # No per-socket channel-layer channel: the process's hub delivers events.
+        self.scope = scope
+        self.base_send = send
+        self.connection_id = uuid.uuid4().hex[:16]
+        self.user = scope.get("user") or AnonymousUser()
+        self.subs: dict[str, Subscription] = {}
+        self.versions: dict[str, int] = {}
+        self.closed = self.accepted = self.pending_auth = self._cleaned = False
+        self.close_code: int | None = None
+        self.sent_bytes = self.ping_bytes = self.acked_bytes = 0
+        self._pings: deque[int] = deque(maxlen=32)
+        self._faults = 0
+        self._rate_strikes: deque[float] = deque()
+        self.bucket = TokenBucket(realtime_settings.RATE, realtime_settings.BURST)
+        self.hub = await get_hub()
+        first = await receive()
+        if first["type"] != "websocket.connect":
+            return
+        try:
+            await self._open()
+            while not self.closed:
+                message = await receive()
+                if message["type"] == "websocket.receive":
+                    await self._on_frame(message)
+                elif message["type"] == "websocket.disconnect":
+                    self.close_code = message.get("code")
+                    break
+        except Exception:
+            logger.exception("connection %s failed", self.connection_id)
+            await self.close(exc.ServerError(), status.WS_4500_SERVER_ERROR)
+        finally:
+            await self._cleanup()
+            try:
+                await self.on_disconnect(self.close_code)
+            except Exception:
+                logger.exception("on_disconnect of %s failed", self.connection_id)
+
+    async def _open(self) -> None:
+        now = time.monotonic()
+        self.last_recv = now
+        self.next_ping = now + realtime_settings.HEARTBEAT_INTERVAL
+        self.hub.connections.add(self)
+        try:
+            user = await self._authenticate()
+        except exc.NotAuthenticated as error:
+            logger.info(
+                "connection %s: authentication failed (%s)",
+                self.connection_id,
+                error.detail,
+            )
+            await self.close(error, status.WS_4401_NOT_AUTHENTICATED)
+            return
+        if user is not None:
+            self.user = user
+        denied = await self._check_connect()
+        if denied is not None:
+            if not self.user.is_authenticated and self._first_message_auth():
+                self.pending_auth = True
+                self.auth_deadline = now + realtime_settings.AUTH_TIMEOUT
+            else:
+                await self.close(denied, denied.close_code or status.WS_4403_FORBIDDEN)
+                return
+        await self._accept()
+        await self._send_frame(
+            {
+                "type": "rt.welcome",
+                "data": {
+                    "protocol": PROTOCOL_VERSION,
+                    "connection_id": self.connection_id,
+                    "heartbeat": realtime_settings.HEARTBEAT_INTERVAL,
+                    "user": user_summary(self.user),
+                    "auth_required": self.pending_auth,
+                    "max_frame_bytes": realtime_settings.MAX_FRAME_BYTES,
+                },
+            }
+        )
+        if not self.pending_auth:
+            await self._connected()
+
+    async def _authenticate(self) -> Any | None:
+        for authenticator in self.get_authenticators():
+            user = await authenticator.authenticate(self)
+            if user is not None:
+                return user
+        return None
+
+    def _first_message_auth(self) -> FirstMessageAuthenticator | None:
+        for authenticator in self.get_authenticators():
+            if isinstance(authenticator, FirstMessageAuthenticator):
+                return authenticator
+        return None
+
+    async def _check_connect(self) -> exc.RealtimeError | None:
+        for permission in self.get_permissions():
+            if not await call_check(permission.has_permission, self):
+                if not self.user.is_authenticated:
+                    return exc.NotAuthenticated(permission.message)
+                return exc.PermissionDenied(
+                    permission.message, close_code=status.WS_4403_FORBIDDEN
+                )
+        return None
+
+    async def _connected(self) -> None:
+        if self.user.is_authenticated:
+            group = user_group(self.user)
+            self.subs[group] = sub = Subscription(group)
+            sub.buffer = None
+            await self.hub.join(group, self)
+        try:
+            await self.on_connect()
+        except exc.RealtimeError as error:
+            await self.close(error, error.close_code or status.WS_4403_FORBIDDEN)
+
+    async def _accept(self) -> None:
+        if not self.accepted:
+            self.accepted = True
+            await self.base_send({"type": "websocket.accept"})
+
+    async def close(
+        self,
+        error: exc.RealtimeError | None = None,
+        code: int = status.WS_1000_NORMAL_CLOSURE,
+    ) -> None:
+        """Send ``error`` (if any) as rt.error, close with ``code`` and clean up."""
+        if self.closed:
+            return
+        if error is not None:
+            await self._accept()
+            await self._send_error(error)
+        self.closed = True
+        self.close_code = code
+        try:
+            await self.base_send({"type": "websocket.close", "code": code})
+        except Exception:
+            pass  # the socket is already gone
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        self.closed = True
+        self.hub.connections.discard(self)
+        for group, sub in list(self.subs.items()):
+            try:
+                await self.hub.leave(group, self)
+                if sub.presence:
+                    await presence.leave(self, group)
+            except Exception:
+                logger.exception("leaving %s for %s failed", group, self.connection_id)
+        self.subs.clear()
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _send_frame(self, frame: dict) -> None:
+        from realtime.notify import dumps
+
+        await self._send_text(dumps(frame).decode())
+
+    async def _send_text(self, text: str) -> None:
+        if self.closed:
+            return
+        self.sent_bytes += len(text)
+        await self.base_send({"type": "websocket.send", "text": text})
+        pending = self.sent_bytes - self.acked_bytes
+        if pending > realtime_settings.MAX_PENDING_BYTES:
+            logger.info(
+                "connection %s: slow consumer (%d bytes unacknowledged)",
+                self.connection_id,
+                pending,
+            )
+            await self.close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
+        elif (
+            self.sent_bytes - self.ping_bytes > realtime_settings.MAX_PENDING_BYTES // 4
+        ):
+            await self._ping()
+
+    async def _ping(self) -> None:
+        # The pong to this ping proves the client read everything sent before it.
+        self.ping_bytes = self.sent_bytes
+        self._pings.append(self.sent_bytes)
+        await self._send_text('{"type":"rt.ping"}')
+
+    async def _send_error(
+        self, error: exc.RealtimeError, id: str | None = None
+    ) -> None:
+        data: dict[str, Any] = {"code": error.code, "message": error.detail}
+        if error.errors is not None:
+            data["errors"] = error.errors
+        frame: dict[str, Any] = {"type": "rt.error", "data": data}
+        if id is not None:
+            frame["id"] = id
+        await self._send_frame(frame)
+
+    async def _ack(self, id: str | None, data: Any = None) -> None:
+        if id is not None:
+            await self._send_frame({"type": "rt.ack", "id": id, "data": data})
+
+    async def deliver(self, event: Event) -> None:
+        """Write a group event to this socket (called by the hub)."""
+        sub = self.subs.get(event.group)
+        if sub is None:
+            return
+        if sub.buffer is not None:
+            sub.buffer.append(event)
+            return
+        if event.seq is not None:
+            if event.seq <= sub.last_seq:
+                return  # already delivered (replay and live overlap)
+            sub.last_seq = event.seq
+        text = (
+            event.text_for(self.versions.get(event.type))
+            if self.versions
+            else event.text
+        )
+        if text is not None:
+            await self._send_text(text)
+
+    async def tick(self, now: float) -> None:
+        """Deadlines and heartbeat, called about once a second by the hub."""
+        if self.closed:
+            return
+        if self.pending_auth and now > self.auth_deadline:
+            await self.close(
+                exc.NotAuthenticated("no rt.auth within the auth timeout"),
+                status.WS_4401_NOT_AUTHENTICATED,
+            )
+        elif now - self.last_recv > realtime_settings.HEARTBEAT_TIMEOUT:
+            await self.close(
+                exc.RealtimeError(
+                    "No frame from the client within the heartbeat timeout.",
+                    code="heartbeat_timeout",
+                ),
+                status.WS_4408_HEARTBEAT_TIMEOUT,
+            )
+        elif now >= self.next_ping and self.accepted:
+            self.next_ping = now + realtime_settings.HEARTBEAT_INTERVAL
+            await self._ping()
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def _on_frame(self, message: dict) -> None:
+        self.last_recv = time.monotonic()
+        text = message.get("text")
+        frame_id = None
+        try:
+            if text is None:
+                raise exc.BadEnvelope("binary frames are not supported; send JSON text")
+            limit = realtime_settings.MAX_FRAME_BYTES
+            if len(text) > limit or (
+                len(text) * 4 > limit and len(text.encode()) > limit
+            ):
+                raise exc.FrameTooLarge(f"frame is over {limit} bytes")
+            if not self.bucket.allow():
+                await self._rate_limited()
+                return
+            try:
+                frame = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise exc.BadJSON() from None
+            frame_id = _frame_id(frame)
+            type_, v, data = _envelope(frame)
+            if type_.startswith("rt."):
+                await self._protocol(type_, frame_id, data)
+            elif self.pending_auth:
+                raise exc.NotAuthenticated("send rt.auth first")
+            else:
+                await self._application(type_, v, frame_id, data)
+        except exc.RealtimeError as error:
+            await self._client_error(error, frame_id)
+        except Exception:
+            logger.exception("handler error on connection %s", self.connection_id)
+            await self._send_error(exc.ServerError(), frame_id)
+
+    async def _client_error(
+        self, error: exc.RealtimeError, frame_id: str | None
+    ) -> None:
+        if error.close_code is not None:
+            await self.close(error, error.close_code)
+            return
+        await self._send_error(error, frame_id)
+        if error.code in CLIENT_FAULTS:
+            self._faults += 1
+            if self._faults >= realtime_settings.MAX_INVALID_FRAMES:
+                await self.close(
+                    exc.BadEnvelope("too many invalid frames"),
+                    status.WS_4400_PROTOCOL_ABUSE,
+                )
+
+    async def _rate_limited(self) -> None:
+        now = time.monotonic()
+        strikes = self._rate_strikes
+        strikes.append(now)
+        while strikes and strikes[0] < now - 60:
+            strikes.popleft()
+        if len(strikes) >= realtime_settings.RATE_LIMIT_CLOSE_AFTER:
+            await self.close(
+                exc.RateLimited("rate limit exceeded repeatedly"),
+                status.WS_4429_RATE_LIMITED,
+            )
+        else:
+            await self._send_error(exc.RateLimited())
+
+    async def _application(
+        self, type_: str, v: int | None, frame_id: str | None, data: Any
+    ) -> None:
+        entry = self._handlers.get(type_)
+        if entry is None or type_ not in registry:
+            raise exc.UnknownType(f"unknown message type {type_[:100]!r}")
+        spec = registry.get(type_, v)
+        if not spec.accepts_from_client():
+            raise exc.UnknownType(f"{type_!r} is not accepted from clients")
+        clean = spec.validate(data)
+        latest = registry.latest(type_)
+        if spec.version < latest:
+            upgraded = registry.upgrade(type_, clean, spec.version, latest)
+            clean = registry.get(type_, latest).validate(upgraded)
+        message = Message(type_, latest, frame_id, clean, self)
+        method_name, permission_classes = entry
+        for permission_class in permission_classes or ():
+            permission = permission_class()
+            if not await call_check(permission.has_message_permission, self, message):
+                raise exc.PermissionDenied(permission.message)
+        method = getattr(self, method_name)
+        if inspect.iscoroutinefunction(method):
+            result = await method(message)
+        else:
+            result = await database_sync_to_async(method)(message)
+        await self._ack(frame_id, result)
+
+    # -- protocol frames ------------------------------------------------------------
+
+    async def _protocol(self, type_: str, frame_id: str | None, data: dict) -> None:
+        if type_ == "rt.ping":
+            await self._send_frame(
+                {"type": "rt.pong", "id": frame_id, "data": data}
+                if frame_id
+                else {"type": "rt.pong", "data": data}
+            )
+        elif type_ == "rt.pong":
+            if self._pings:
+                self.acked_bytes = self._pings.popleft()
+        elif type_ == "rt.auth":
+            await self._rt_auth(frame_id, data)
+        elif type_ == "rt.hello":
+            await self._rt_hello(frame_id, data)
+        elif self.pending_auth:
+            raise exc.NotAuthenticated("send rt.auth first")
+        elif type_ == "rt.subscribe":
+            await self._rt_subscribe(frame_id, data)
+        elif type_ == "rt.unsubscribe":
+            group = validate_group_name(data.get("group"))
+            await self._unsubscribe(group)
+            await self._ack(frame_id, {"group": group})
+        elif type_ == "rt.presence":
+            group = validate_group_name(data.get("group"))
+            sub = self.subs.get(group)
+            if sub is None or not sub.presence:
+                raise exc.PermissionDenied(
+                    f"subscribe to {group!r} to see its presence"
+                )
+            await self._ack(frame_id, await presence.state(group))
+        else:
+            raise exc.UnknownType(f"unknown protocol type {type_[:100]!r}")
+
+    async def _rt_auth(self, frame_id: str | None, data: dict) -> None:
+        authenticator = self._first_message_auth()
+        if authenticator is None:
+            raise exc.UnknownType("first-message authentication is not enabled")
+        if self.user.is_authenticated:
+            raise exc.BadEnvelope("already authenticated")
+        try:
+            user = await authenticator.authenticate_token(data.get("token"))
+        except exc.NotAuthenticated as error:
+            await self.close(error, status.WS_4401_NOT_AUTHENTICATED)
+            return
+        self.user = user
+        denied = await self._check_connect()
+        if denied is not None:
+            await self.close(denied, status.WS_4403_FORBIDDEN)
+            return
+        self.pending_auth = False
+        await self._ack(frame_id, {"user": user_summary(user)})
+        await self._connected()
+
+    async def _rt_hello(self, frame_id: str | None, data: dict) -> None:
+        events = data.get("events", {})
+        if not isinstance(events, dict) or len(events) > 1000:
+            raise exc.BadEnvelope("rt.hello data.events must be an object of versions")
+        agreed = {}
+        for type_, version in events.items():
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise exc.BadEnvelope(
+                    f"version of {str(type_)[:100]!r} must be an int >= 1"
+                )
+            if type_ in registry:
+                self.versions[type_] = version
+                agreed[type_] = min(version, registry.latest(type_))
+        await self._ack(frame_id, {"protocol": PROTOCOL_VERSION, "events": agreed})
+
+    async def _rt_subscribe(self, frame_id: str | None, data: dict) -> None:
+        group = validate_group_name(data.get("group"))
+        since, epoch = data.get("since"), data.get("epoch")
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
+            raise exc.BadEnvelope("since must be an int >= 0")
+        if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
+            raise exc.BadEnvelope("epoch must be a string")
+        await self._check_subscribe(group)
+        if group in self.subs:
+            await self._unsubscribe(group)
+        elif len(self._client_subs()) >= realtime_settings.MAX_SUBSCRIPTIONS:
+            raise exc.PermissionDenied(
+                f"at most {realtime_settings.MAX_SUBSCRIPTIONS} subscriptions per "
+                "connection",
+                code="forbidden",
+            )
+        self.subs[group] = sub = Subscription(group)
+        await self.hub.join(group, self)
+        replay: list[tuple[int, str]] = []
+        if history.keeps_history(group):
+            if since is None:
+                seq, current_epoch = await history.position(group)
+                recovered = True
+            else:
+                read = await history.read_since(group, since, epoch)
+                seq, current_epoch, recovered = read.seq, read.epoch, read.recovered
+                replay = read.frames
+        else:
+            seq, current_epoch, recovered = None, None, since is None
+        await self._ack(
+            frame_id,
+            {
+                "group": group,
+                "seq": seq,
+                "epoch": current_epoch,
+                "recovered": recovered,
+            },
+        )
+        sub.last_seq = seq or 0
+        if recovered and since is not None:
+            sub.last_seq = since
+            for frame_seq, text in replay:
+                if frame_seq > sub.last_seq:
+                    sub.last_seq = frame_seq
+                    await self._send_text(text)
+        buffered, sub.buffer = sub.buffer or [], None
+        for event in buffered:
+            await self.deliver(event)
+        if presence.tracks_presence(group):
+            sub.presence = True
+            await presence.join(self, group)
+
+    def _client_subs(self) -> list[str]:
+        own = user_group(self.user) if self.user.is_authenticated else None
+        return [group for group in self.subs if group != own]
+
+    async def _check_subscribe(self, group: str) -> None:
+        found = match_patterns(self.get_subscription_patterns(), group)
+        if found is None:
+            raise exc.PermissionDenied(f"group {group!r} may not be subscribed to")
+        params, permission_classes = found
+        for permission_class in permission_classes or ():
+            permission = permission_class()
+            if not await call_check(
+                permission.has_subscribe_permission, self, group, **params
+            ):
+                raise exc.PermissionDenied(permission.message)
+
+    async def _unsubscribe(self, group: str) -> None:
+        if group == (user_group(self.user) if self.user.is_authenticated else None):
+            raise exc.PermissionDenied("the personal group cannot be left")
+        sub = self.subs.pop(group, None)
+        if sub is None:
+            return
+        await self.hub.leave(group, self)
+        if sub.presence:
+            await presence.leave(self, group)
+
+
+def _frame_id(frame: Any) -> str | None:
+    if isinstance(frame, dict):
+        frame_id = frame.get("id")
+        if isinstance(frame_id, str) and 0 < len(frame_id) <= 128:
+            return frame_id
+    return None
+
+
+def _envelope(frame: Any) -> tuple[str, int | None, dict]:
+    if not isinstance(frame, dict):
+        raise exc.BadEnvelope(
+            f"frame must be a JSON object, got {type(frame).__name__}"
+        )
+    type_ = frame.get("type")
+    if not isinstance(type_, str) or not 0 < len(type_) <= 100:
+        raise exc.BadEnvelope(
+            "type must be a non-empty string of at most 100 characters"
+        )
+    v = frame.get("v")
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+        raise exc.BadEnvelope("v must be an int >= 1")
+    if "id" in frame and frame["id"] is not None and _frame_id(frame) is None:
+        raise exc.BadEnvelope("id must be a string of 1-128 characters")
+    data = frame.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise exc.BadEnvelope(f"data must be an object, got {type(data).__name__}")
+    return type_, v, data
+
+
+__all__ = ["Message", "RealtimeConsumer", "handler"]

@@ -1,0 +1,117 @@
+"""Exceptions raised by realtime.
+
+::
+
+    RealtimeError                      base of every client-facing error
+    ├── BadJSON                        bad_json
+    ├── BadEnvelope                    bad_envelope
+    ├── UnknownType                    unknown_type
+    ├── ValidationFailed               invalid (carries DRF field errors)
+    ├── PermissionDenied               forbidden
+    ├── NotAuthenticated               not_authenticated   (closes 4401)
+    ├── RateLimited                    rate_limited
+    ├── FrameTooLarge                  too_large           (closes 4413)
+    ├── ServerError                    server_error
+    ├── ShuttingDown                   shutting_down       (closes 4503)
+    └── SlowConsumer                   slow_consumer       (closes 4507)
+
+    ImproperlyConfigured (Django)
+    └── RealtimeConfigError            bad settings, bad registrations
+
+Configuration errors do not inherit from ``RealtimeError`` so that no handler that
+catches client errors can swallow them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from realtime import status
+
+
+class RealtimeError(Exception):
+    """An error reported to the client as an ``rt.error`` frame."""
+
+    default_detail = "Error."
+    default_code = "server_error"
+    close_code: int | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        errors: Any = None,
+        close_code: int | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.code = code or self.default_code
+        self.errors = errors
+        if close_code is not None:
+            self.close_code = close_code
+        super().__init__(self.detail)
+
+
+class BadJSON(RealtimeError):
+    default_detail = "Frame is not valid JSON."
+    default_code = "bad_json"
+
+
+class BadEnvelope(RealtimeError):
+    default_detail = "Frame is not a valid envelope."
+    default_code = "bad_envelope"
+
+
+class UnknownType(RealtimeError):
+    default_detail = "Unknown message type."
+    default_code = "unknown_type"
+
+
+class ValidationFailed(RealtimeError):
+    default_detail = "Invalid data."
+    default_code = "invalid"
+
+
+class PermissionDenied(RealtimeError):
+    default_detail = "You do not have permission to perform this action."
+    default_code = "forbidden"
+
+
+class NotAuthenticated(RealtimeError):
+    default_detail = "Authentication credentials were not provided or are invalid."
+    default_code = "not_authenticated"
+    close_code = status.WS_4401_NOT_AUTHENTICATED
+
+
+class RateLimited(RealtimeError):
+    default_detail = "Too many messages; slow down."
+    default_code = "rate_limited"
+
+
+class FrameTooLarge(RealtimeError):
+    default_detail = "Frame is larger than the server accepts."
+    default_code = "too_large"
+    close_code = status.WS_4413_FRAME_TOO_LARGE
+
+
+class ServerError(RealtimeError):
+    default_detail = "Internal server error."
+    default_code = "server_error"
+
+
+class ShuttingDown(RealtimeError):
+    default_detail = "Server is shutting down; reconnect."
+    default_code = "shutting_down"
+    close_code = status.WS_4503_SHUTTING_DOWN
+
+
+class SlowConsumer(RealtimeError):
+    default_detail = "Client fell too far behind; reconnect and recover."
+    default_code = "slow_consumer"
+    close_code = status.WS_4507_SLOW_CONSUMER
+
+
+class RealtimeConfigError(ImproperlyConfigured):
+    """Bad ``REALTIME`` settings or bad event/handler registrations."""

@@ -1,0 +1,219 @@
+"""The per-process hub: one channel-layer subscription per group, fan-out to sockets.
+
+Plain Channels gives every socket its own layer channel, so one group event becomes
+one layer message, one dispatch and one JSON encode per socket. Here each process
+joins each group once (with one channel of its own); an event arrives once per
+process as ready JSON text and is written to every local socket subscribed to it.
+The hub also owns the timers of its connections (heartbeat, auth timeout, presence
+leases), so an idle connection costs no task and no timer of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from channels.layers import get_channel_layer
+
+from realtime.settings import realtime_settings
+
+if TYPE_CHECKING:
+    from realtime.consumers import RealtimeConsumer
+
+logger = logging.getLogger(__name__)
+EVENT = "rt.event"
+
+
+class Event:
+    """One event as the hub received it; variants for older clients are cached."""
+
+    __slots__ = ("_variants", "group", "seq", "text", "type", "v")
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.group: str = message["group"]
+        self.type: str = message["event"]
+        self.v: int | None = message.get("v")
+        self.seq: int | None = message.get("seq")
+        self.text: str = message["text"]
+        self._variants: dict[int, str | None] | None = None
+
+    def text_for(self, version: int | None) -> str | None:
+        """The frame for a client that understands ``version`` (None: skip)."""
+        if version is None or self.v is None or version >= self.v:
+            return self.text
+        if self._variants is None:
+            self._variants = {}
+        if version not in self._variants:
+            self._variants[version] = self._downgrade(version)
+        return self._variants[version]
+
+    def _downgrade(self, version: int) -> str | None:
+        from realtime.schema import registry
+
+        frame = orjson.loads(self.text)
+        try:
+            frame["data"] = registry.downgrade(
+                self.type, frame["data"], self.v, version
+            )
+        except LookupError as exc:
+            logger.warning(
+                "not sent to a v%s client of %s: %s", version, self.type, exc
+            )
+            return None
+        frame["v"] = version
+        return orjson.dumps(frame).decode()
+
+
+class Hub:
+    """Group membership and fan-out for every connection on one event loop."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
+        self.channel: str | None = None
+        self.groups: dict[str, set[RealtimeConsumer]] = {}
+        self.connections: set[RealtimeConsumer] = set()
+        self._membership = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._started = False
+        self.loop = asyncio.get_running_loop()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.layer is not None:
+            self.channel = await self.layer.new_channel()
+            self._tasks.append(asyncio.create_task(self._receive_loop()))
+        self._tasks.append(asyncio.create_task(self._ticker()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        self._started = False
+
+    async def join(self, group: str, consumer: RealtimeConsumer) -> None:
+        """Deliver ``group``'s events to ``consumer`` from now on."""
+        async with self._membership:
+            members = self.groups.get(group)
+            if members is None:
+                members = self.groups[group] = set()
+                if self.layer is not None:
+                    await self.layer.group_add(group, self.channel)
+            members.add(consumer)
+
+    async def leave(self, group: str, consumer: RealtimeConsumer) -> None:
+        async with self._membership:
+            members = self.groups.get(group)
+            if members is None:
+                return
+            members.discard(consumer)
+            if not members:
+                del self.groups[group]
+                if self.layer is not None:
+                    await self.layer.group_discard(group, self.channel)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A lost Redis connection: keep the process serving; the layer
+                # reconnects, and clients recover gaps from history.
+                logger.exception("channel layer receive failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if message.get("type") == EVENT:
+                await self.dispatch(Event(message))
+
+    async def dispatch(self, event: Event) -> None:
+        members = self.groups.get(event.group)
+        if not members:
+            return
+        for consumer in tuple(members):
+            try:
+                await consumer.deliver(event)
+            except Exception:
+                logger.exception("delivery to %s failed", consumer.connection_id)
+
+    async def _ticker(self) -> None:
+        """Heartbeats, auth deadlines and presence leases for every connection."""
+        last_lease = time.monotonic()
+        while True:
+            interval = realtime_settings.HEARTBEAT_INTERVAL
+            tick = min(1.0, interval / 4, realtime_settings.AUTH_TIMEOUT / 4)
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for consumer in tuple(self.connections):
+                try:
+                    await consumer.tick(now)
+                except Exception:
+                    logger.exception("tick of %s failed", consumer.connection_id)
+            if now - last_lease >= interval:
+                last_lease = now
+                try:
+                    await self._renew_presence()
+                except Exception:
+                    logger.exception("presence lease renewal failed")
+
+    async def _renew_presence(self) -> None:
+        from realtime.backends import get_backend
+        from realtime.presence import leave_events, presence_ttl
+
+        entries = [
+            (group, consumer.connection_id)
+            for consumer in self.connections
+            for group in consumer.presence_groups
+        ]
+        backend = get_backend()
+        await backend.presence_refresh(entries, presence_ttl())
+        for group, member in await backend.presence_sweep():
+            await leave_events(group, member)
+
+    async def publish_local(self, event: Event) -> None:
+        """Deliver straight to local sockets (no channel layer configured)."""
+        await self.dispatch(event)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_hub() -> Hub:
+    """Return the running loop's hub, starting it on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+        await hub.start()
+    return hub
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop of a hub that serves connections in this process, if any."""
+    for loop, hub in list(_hubs.items()):
+        if hub.connections and loop.is_running() and not loop.is_closed():
+            return loop
+    for loop in list(_hubs):
+        if loop.is_running() and not loop.is_closed():
+            return loop
+    return None
+
+
+async def shutdown_hub() -> None:
+    """Stop the running loop's hub (tests, and graceful shutdown)."""
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.stop()

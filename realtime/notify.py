@@ -1,0 +1,270 @@
+"""notify(): validate, number (history) and publish an event to a group.
+
+The event is encoded to its JSON frame once, here; every process's hub writes that
+text to its local sockets. The sync ``notify()`` hands the work to a long-lived event
+loop (the server's own loop for the in-memory layer, else a background thread's) so
+that a view reuses connections instead of opening one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from realtime.exceptions import ValidationFailed
+from realtime.groups import user_group, validate_group_name
+from realtime.history import keeps_history
+from realtime.settings import realtime_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _default(value: Any) -> Any:
+    # orjson handles datetime, date, UUID and dataclasses itself.
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default)
+
+
+def prepare(type: str, data: Any, v: int | None) -> tuple[int, dict] | None:
+    """Validate ``data`` against the registry; return (version, JSON-ready data)."""
+    from realtime.schema import registry
+
+    spec = registry.get(type, v)
+    try:
+        clean = spec.validate(data, outgoing=True)
+    except ValidationFailed as exc:
+        if _invalid_policy() == "raise":
+            raise
+        logger.error(
+            "notify(%s v%s) dropped: %s %s", type, spec.version, exc, exc.errors
+        )
+        return None
+    return spec.version, clean
+
+
+def _invalid_policy() -> str:
+    policy = realtime_settings.INVALID_OUTGOING
+    if policy is None:
+        return "raise" if settings.DEBUG or _testing() else "log"
+    return policy
+
+
+def _testing() -> bool:
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+async def publish(
+    group: str, type: str, data: Any, *, v: int | None = None, history: bool
+) -> int | None:
+    """Encode once and send to every process subscribed to ``group``; return the seq."""
+    from realtime.backends import get_backend
+    from realtime.testing import _record
+
+    head = (
+        {"type": type, "v": v, "group": group} if v else {"type": type, "group": group}
+    )
+    body = dumps(data if data is not None else {})
+    seq = None
+    if history:
+        prefix = dumps(head)[:-1].decode() + ',"seq":'
+        suffix = ',"data":' + body.decode() + "}"
+        seq, _epoch = await get_backend().append(group, prefix, suffix)
+        text = f"{prefix}{seq}{suffix}"
+    else:
+        text = dumps(head)[:-1].decode() + ',"data":' + body.decode() + "}"
+    message = {
+        "type": "rt.event",
+        "group": group,
+        "event": type,
+        "v": v,
+        "seq": seq,
+        "text": text,
+    }
+    _record(message)
+    layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
+    if layer is not None:
+        await layer.group_send(group, message)
+    else:
+        from realtime.hub import Event, get_hub
+
+        await (await get_hub()).dispatch(Event(message))
+    return seq
+
+
+async def anotify(
+    group: str,
+    type: str,
+    data: Any = None,
+    *,
+    v: int | None = None,
+    history: bool | None = None,
+) -> int | None:
+    """Send event ``type`` to ``group`` from async code; return its seq (or None)."""
+    validate_group_name(group)
+    prepared = prepare(type, data, v)
+    if prepared is None:
+        return None
+    version, clean = prepared
+    if history is None:
+        history = keeps_history(group)
+    return await publish(group, type, clean, v=version, history=history)
+
+
+def notify(
+    group: str,
+    type: str,
+    data: Any = None,
+    *,
+    v: int | None = None,
+    on_commit: bool | None = None,
+    history: bool | None = None,
+) -> None:
+    """Send event ``type`` to ``group`` from sync code (views, signals, tasks).
+
+    Inside ``transaction.atomic()`` the event leaves after commit, and never after a
+    rollback, unless ``on_commit=False`` (default: REALTIME["NOTIFY_ON_COMMIT"]).
+    """
+    _refuse_running_loop("notify", "anotify")
+    validate_group_name(group)
+    prepared = prepare(type, data, v)
+    if prepared is None:
+        return
+    version, clean = prepared
+    if history is None:
+        history = keeps_history(group)
+
+    def send() -> None:
+        run_sync(publish(group, type, clean, v=version, history=history))
+
+    _maybe_on_commit(send, on_commit)
+
+
+def _maybe_on_commit(send: Callable[[], None], on_commit: bool | None) -> None:
+    if on_commit is None:
+        on_commit = realtime_settings.NOTIFY_ON_COMMIT
+    if on_commit and transaction.get_connection().in_atomic_block:
+        transaction.on_commit(send)
+    else:
+        send()
+
+
+def _refuse_running_loop(name: str, async_name: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"realtime.{name}() was called from async code (a running event loop); "
+        f"use `await realtime.{async_name}(...)` instead"
+    )
+
+
+def notify_user(
+    user: Any,
+    type: str,
+    data: Any = None,
+    *,
+    v: int | None = None,
+    persist: bool = False,
+    on_commit: bool | None = None,
+) -> Any:
+    """Send to every connection of ``user``; with ``persist=True`` store it in the
+    inbox first (returned), so a user who is offline finds it later."""
+    _refuse_running_loop("notify_user", "anotify_user")
+    group = user_group(user)
+    prepared = prepare(type, data, v)
+    if prepared is None:
+        return None
+    version, clean = prepared
+    stored = None
+    if persist:
+        from realtime.inbox.store import store
+
+        stored = store(user, type, clean, version)
+    history = keeps_history(group)
+
+    def send() -> None:
+        run_sync(publish(group, type, clean, v=version, history=history))
+
+    _maybe_on_commit(send, on_commit)
+    return stored
+
+
+async def anotify_user(
+    user: Any,
+    type: str,
+    data: Any = None,
+    *,
+    v: int | None = None,
+    persist: bool = False,
+) -> Any:
+    """Async twin of ``notify_user``."""
+    from channels.db import database_sync_to_async
+
+    stored = None
+    prepared = prepare(type, data, v)
+    if prepared is None:
+        return None
+    version, clean = prepared
+    if persist:
+        from realtime.inbox.store import store
+
+        stored = await database_sync_to_async(store)(user, type, clean, version)
+    group = user_group(user)
+    await publish(group, type, clean, v=version, history=keeps_history(group))
+    return stored
+
+
+# -- the sync path's event loop -----------------------------------------------------
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid: int | None = None
+_loop_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _loop_pid
+    with _loop_lock:
+        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            _loop_pid = os.getpid()
+            threading.Thread(
+                target=_loop.run_forever, name="realtime-notify", daemon=True
+            ).start()
+        return _loop
+
+
+def _uses_process_local_layer() -> bool:
+    layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
+    return "channels_redis" not in layer.get("BACKEND", "")
+
+
+def run_sync(coro: Any, timeout: float = 10.0) -> Any:
+    """Run ``coro`` on a long-lived loop from sync code and return its result."""
+    loop = None
+    if _uses_process_local_layer():
+        # The in-memory layer and memory backend live on the server's loop.
+        from realtime.hub import server_loop
+
+        loop = server_loop()
+    if loop is None:
+        loop = _background_loop()
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)

@@ -1,0 +1,129 @@
+"""The ``REALTIME`` settings dict: defaults, import strings and a lazy reader.
+
+Values are read at call time (never frozen into class bodies) and the cache is
+dropped on ``setting_changed`` so ``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from realtime.exceptions import RealtimeConfigError
+
+DEFAULTS: dict[str, Any] = {
+    # Authentication, tried in order at the handshake; the first that finds
+    # credentials decides. FirstMessageAuthenticator enables ``rt.auth``.
+    "AUTHENTICATORS": [
+        "realtime.auth.SessionAuthenticator",
+        "realtime.auth.TicketAuthenticator",
+        "realtime.auth.HeaderAuthenticator",
+        "realtime.auth.FirstMessageAuthenticator",
+    ],
+    # DRF authentication classes for HeaderAuthenticator and rt.auth tokens.
+    # None: DRF's DEFAULT_AUTHENTICATION_CLASSES without SessionAuthentication
+    # (cookies are SessionAuthenticator's job; the Origin check replaces CSRF).
+    "HEADER_AUTHENTICATION_CLASSES": None,
+    "DEFAULT_PERMISSION_CLASSES": [],
+    # Allowed browser origins: full origins such as "https://app.example.com".
+    # None: same origin as the handshake's Host, which must be in ALLOWED_HOSTS.
+    # "*" disables the check (a system check warns).
+    "ALLOWED_ORIGINS": None,
+    "TICKET_TTL": 30,
+    "AUTH_TIMEOUT": 10,
+    "HEARTBEAT_INTERVAL": 25,
+    # Close with 4408 when nothing arrived from the client for this long.
+    "HEARTBEAT_TIMEOUT": 60,
+    "MAX_FRAME_BYTES": 64 * 1024,
+    # Token bucket per connection: RATE frames per second, BURST at once.
+    "RATE": 20.0,
+    "BURST": 40,
+    # rt.error rate_limited this many times within a minute closes with 4429.
+    "RATE_LIMIT_CLOSE_AFTER": 10,
+    # This many bad frames (any rt.error caused by the client) close with 4400.
+    "MAX_INVALID_FRAMES": 20,
+    "MAX_SUBSCRIPTIONS": 100,
+    # Bytes sent but not yet acknowledged by the client (rt.pong) before 4507.
+    "MAX_PENDING_BYTES": 1024 * 1024,
+    "BACKEND": None,  # None: Redis when the channel layer is channels-redis
+    "REDIS_URL": None,  # None: the channel layer's first host
+    "KEY_PREFIX": "rt",
+    # Groups whose events get seq numbers and history: glob patterns.
+    "HISTORY_GROUPS": ["*"],
+    "HISTORY_SIZE": 1000,
+    "HISTORY_TTL": 600,
+    # Groups that track presence: glob patterns (user groups never do).
+    "PRESENCE_GROUPS": ["*"],
+    "USER_GROUP": "user.{pk}",
+    "NOTIFY_ON_COMMIT": True,
+    # What notify() does with a payload that fails validation: "raise" or "log".
+    # None: "raise" when DEBUG is on (and in tests), "log" in production.
+    "INVALID_OUTGOING": None,
+    "CHANNEL_LAYER": "default",
+}
+
+IMPORT_STRINGS = {
+    "AUTHENTICATORS",
+    "HEADER_AUTHENTICATION_CLASSES",
+    "DEFAULT_PERMISSION_CLASSES",
+    "BACKEND",
+}
+
+
+def perform_import(value: Any, setting_name: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise RealtimeConfigError(
+                f"Could not import {value!r} for REALTIME[{setting_name!r}]: {exc}"
+            ) from exc
+    if isinstance(value, (list, tuple)):
+        return [perform_import(item, setting_name) for item in value]
+    return value
+
+
+class RealtimeSettings:
+    """Attribute access to ``settings.REALTIME`` with defaults filled in."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, "REALTIME", None) or {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid REALTIME setting: {name!r}")
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        value = self.user_settings.get(name, DEFAULTS[name])
+        if name in IMPORT_STRINGS:
+            value = perform_import(value, name)
+        self._cache[name] = value
+        return value
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+realtime_settings = RealtimeSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("REALTIME", "CHANNEL_LAYERS", "DEBUG", "ALLOWED_HOSTS"):
+        realtime_settings.reload()
+        from realtime import backends
+
+        backends.reset()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,52 @@
+import realtime
+from realtime.consumers import RealtimeConsumer
+from realtime.exceptions import PermissionDenied
+from realtime.permissions import BasePermission, IsAuthenticated, IsStaff
+
+
+class IsRoomMember(BasePermission):
+    """Rooms 1 and 2 are open to any signed-in user; room 'secret' to staff only."""
+
+    message = "Not a member of this room."
+
+    def has_subscribe_permission(self, consumer, group, room_id):
+        user = consumer.user
+        if not user.is_authenticated:
+            return False
+        return room_id in ("1", "2") or (room_id == "secret" and user.is_staff)
+
+
+class EchoConsumer(RealtimeConsumer):
+    subscriptions = {
+        "room.{room_id}": [IsRoomMember],
+        "public.{name}": [],
+    }
+
+    @realtime.handler("test.echo")
+    async def echo(self, message):
+        return {"text": message.data["text"], "user": self.user.get_username()}
+
+    @realtime.handler("test.boom")
+    async def boom(self, message):
+        raise RuntimeError("secret internals /etc/passwd")
+
+    @realtime.handler("test.say")
+    async def say(self, message):
+        seq = await self.notify(message.data["group"], "test.say", message.data)
+        return {"seq": seq}
+
+    @realtime.handler("test.secret", permission_classes=[IsStaff])
+    async def secret(self, message):
+        return {"ok": True}
+
+
+class AuthConsumer(EchoConsumer):
+    permission_classes = [IsAuthenticated]
+
+
+class StaffConsumer(EchoConsumer):
+    permission_classes = [IsAuthenticated]
+
+    async def on_connect(self):
+        if not self.user.is_staff:
+            raise PermissionDenied("staff only")
