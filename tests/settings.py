@@ -12,10 +12,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.admin",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
     "realtime",
+    "realtime.inbox",
     "tests.testapp",
 ]
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Durable per-user notifications (optional sub-app: add "realtime.inbox")."""
