@@ -436,7 +436,7 @@ class RealtimeConsumer(AsyncConsumer):
             if type_.startswith("rt."):
                 await self._protocol(type_, frame_id, data)
             elif self.pending_auth:
-                raise exc.NotAuthenticated("send rt.auth first")
+                raise _AUTH_FIRST
             else:
                 await self._application(type_, v, frame_id, data)
         except exc.RealtimeError as error:
@@ -518,7 +518,7 @@ class RealtimeConsumer(AsyncConsumer):
         elif type_ == "rt.hello":
             await self._rt_hello(frame_id, data)
         elif self.pending_auth:
-            raise exc.NotAuthenticated("send rt.auth first")
+            raise _AUTH_FIRST
         elif type_ == "rt.subscribe":
             await self._rt_subscribe(frame_id, data)
         elif type_ == "rt.unsubscribe":
@@ -650,6 +650,10 @@ class RealtimeConsumer(AsyncConsumer):
         await self.hub.leave(group, self)
         if sub.presence:
             await presence.leave(self, group)
+
+
+# Not the NotAuthenticated exception: that one closes with 4401, this only refuses.
+_AUTH_FIRST = exc.RealtimeError("Send rt.auth first.", code="not_authenticated")
 
 
 def _frame_id(frame: Any) -> str | None:

@@ -15,6 +15,7 @@ websocket_routes = [
     path("ws/", consumers.EchoConsumer.as_asgi()),
     path("ws/auth/", consumers.AuthConsumer.as_asgi()),
     path("ws/staff/", consumers.StaffConsumer.as_asgi()),
+    path("ws/broken/", consumers.BrokenConsumer.as_asgi()),
 ]
 application = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": websocket_app(websocket_routes)}

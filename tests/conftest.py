@@ -189,7 +189,7 @@ def django_shell(e2e_db: Path, code: str) -> str:
         capture_output=True,
         text=True,
     )
-    return done.stdout.strip()
+    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")
@@ -213,25 +213,19 @@ def e2e_users(e2e_db):
     return json.loads(django_shell(e2e_db, code))
 
 
-@pytest.fixture
-def daphne(e2e_db, tmp_path):
-    """Factory: start real daphne processes on free ports; all stopped at teardown."""
-    started: list[Daphne] = []
+class DaphneFactory:
+    """Starts real daphne (or uvicorn) processes on free ports; stop_all() ends them."""
 
-    def start(
-        *,
-        redis_url: str | None = None,
-        layer: str | None = None,
-        server: str = "daphne",
-        **realtime_settings,
-    ) -> Daphne:
-        port = free_port()
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
-            "RT_TEST_DB": str(e2e_db),
-            "PYTHONUNBUFFERED": "1",
-        }
+    def __init__(self, e2e_db: Path, log_dir: Path) -> None:
+        self.e2e_db, self.log_dir = e2e_db, log_dir
+        self.started: list[Daphne] = []
+
+    def __call__(self, *, redis_url: str | None = None, layer: str | None = None,
+                 server: str = "daphne", port: int | None = None,
+                 **realtime_settings) -> Daphne:
+        port = port or free_port()
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
+               "RT_TEST_DB": str(self.e2e_db), "PYTHONUNBUFFERED": "1"}
         env.pop("PYTEST_CURRENT_TEST", None)
         if redis_url:
             env["REDIS_URL"] = redis_url
@@ -240,38 +234,44 @@ def daphne(e2e_db, tmp_path):
         for key, value in realtime_settings.items():
             env[f"RT_SET_{key}"] = str(value)
         if server == "uvicorn":
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "tests.asgi:application",
-            ]
+            cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
+                   str(port), "--log-level", "warning", "tests.asgi:application"]
         else:
-            cmd = [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "tests.asgi:application",
-            ]
-        log = tmp_path / f"{server}-{port}.log"
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-        )
+            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                   "tests.asgi:application"]
+        log = self.log_dir / f"{server}-{port}-{len(self.started)}.log"
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"),
+                                stderr=subprocess.STDOUT)
         wait_for_port(port, proc)
         instance = Daphne(proc, port, log)
-        started.append(instance)
+        self.started.append(instance)
         return instance
 
-    yield start
-    for instance in started:
-        instance.stop()
+    def stop_all(self) -> None:
+        for instance in self.started:
+            instance.stop()
+
+
+@pytest.fixture
+def daphne(e2e_db, tmp_path):
+    """Factory: start real daphne processes on free ports; all stopped at teardown."""
+    factory = DaphneFactory(e2e_db, tmp_path)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def daphne_module(e2e_db, tmp_path_factory):
+    """Like ``daphne``, but the processes live for the whole test module."""
+    factory = DaphneFactory(e2e_db, tmp_path_factory.mktemp("daphne"))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_redis(redis_server):
+    """The session's redis-server, flushed once for a module of e2e tests."""
+    if redis_server.proc is None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url

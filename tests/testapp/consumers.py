@@ -50,3 +50,8 @@ class StaffConsumer(EchoConsumer):
     async def on_connect(self):
         if not self.user.is_staff:
             raise PermissionDenied("staff only")
+
+
+class BrokenConsumer(EchoConsumer):
+    async def on_connect(self):
+        raise RuntimeError("bug outside any handler")

@@ -1,0 +1,181 @@
+"""notify() from sync code against the obvious async_to_sync(group_send), on Redis.
+
+Starts its own redis-server on a free port, points a channels-redis layer at it, keeps
+one subscriber in the group (so every call really delivers), and times N calls of each
+path in the same run. Usage::
+
+    .venv/bin/python benchmarks/notify_sync.py [-n 2000] [--layer core|pubsub]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LAYERS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+GROUP = "bench.room"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis() -> tuple[subprocess.Popen, int, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is not installed (apt-get install redis-server)")
+    port, workdir = free_port(), tempfile.mkdtemp(prefix="rt-bench-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port, workdir
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                sys.exit("redis-server did not start")
+            time.sleep(0.05)
+
+
+def configure(url: str, layer: str, n: int) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "channels",
+            "rest_framework",
+            "realtime",
+        ],
+        DATABASES={
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        },
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": LAYERS[layer],
+                # Room for every message of the run: a full channel is skipped, which
+                # would flatter both paths.
+                "CONFIG": {"hosts": [url], "capacity": 4 * n + 100},
+            }
+        },
+        USE_TZ=True,
+    )
+    django.setup()
+
+
+def timed(n: int, call: Callable[[int], object]) -> list[float]:
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        call(i)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered), p99, statistics.fmean(ordered)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=2000, help="calls per path")
+    parser.add_argument("--layer", choices=sorted(LAYERS), default="core")
+    args = parser.parse_args()
+    n, warmup = args.n, max(5, min(200, args.n // 10))
+
+    proc, port, workdir = start_redis()
+    try:
+        configure(f"redis://127.0.0.1:{port}/0", args.layer, n)
+        return run(n, warmup, args.layer)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(n: int, warmup: int, layer_name: str) -> int:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+    from rest_framework import serializers
+
+    import realtime
+
+    @realtime.event("bench.tick", direction="server")
+    class Tick(serializers.Serializer):
+        i = serializers.IntegerField()
+        text = serializers.CharField()
+
+    layer = get_channel_layer()
+    # One subscriber, on a loop of its own as a server process would have it.
+    subscriber = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(GROUP, subscriber)
+
+    payload = {"text": "hello from a view"}
+
+    def baseline(i: int) -> None:
+        message = {"type": "rt.event", "group": GROUP, "event": "bench.tick"}
+        message["text"] = f'{{"type":"bench.tick","data":{{"i":{i}}}}}'
+        async_to_sync(layer.group_send)(GROUP, message)
+
+    def fast(i: int) -> None:
+        realtime.notify(GROUP, "bench.tick", {"i": i, **payload}, history=False)
+
+    def fast_history(i: int) -> None:
+        realtime.notify(GROUP, "bench.tick", {"i": i, **payload})
+
+    paths = [
+        ("async_to_sync(group_send)", baseline),
+        ("notify(history=False)", fast),
+        ("notify() with history", fast_history),
+    ]
+    results = {}
+    for name, call in paths:
+        timed(warmup, call)
+        results[name] = summary(timed(n, call))
+
+    # The subscriber must have received the events (pubsub delivers only to a
+    # reader that is listening, so only core can be checked after the fact).
+    if layer_name == "core":
+        received = async_to_sync(layer.receive)(subscriber)
+        assert received["type"] == "rt.event", received
+
+    print(f"notify() from sync code, {layer_name} layer, N={n} calls per path")
+    print(f"{'path':<28}{'median ms':>11}{'p99 ms':>10}{'mean ms':>10}")
+    for name, (median, p99, mean) in results.items():
+        print(f"{name:<28}{median:>11.3f}{p99:>10.3f}{mean:>10.3f}")
+    base = results["async_to_sync(group_send)"][0]
+    for name in ("notify(history=False)", "notify() with history"):
+        print(f"speed-up of {name} over baseline (median): {base / results[name][0]:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+    sys.exit(main())
