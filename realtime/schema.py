@@ -79,7 +79,8 @@ class EventSpec:
 
 def _plain(errors: Any) -> Any:
     if isinstance(errors, dict):
-        return {key: _plain(value) for key, value in errors.items()}
+        # ListField and DictField errors are keyed by int index; JSON needs str.
+        return {str(key): _plain(value) for key, value in errors.items()}
     if isinstance(errors, list):
         return [_plain(value) for value in errors]
     return str(errors)

@@ -15,6 +15,7 @@ websocket_routes = [
     path("ws/", consumers.EchoConsumer.as_asgi()),
     path("ws/auth/", consumers.AuthConsumer.as_asgi()),
     path("ws/staff/", consumers.StaffConsumer.as_asgi()),
+    path("ws/versioned/", consumers.VersionedConsumer.as_asgi()),
     path("ws/broken/", consumers.BrokenConsumer.as_asgi()),
 ]
 application = ProtocolTypeRouter(

@@ -55,3 +55,23 @@ class StaffConsumer(EchoConsumer):
 class BrokenConsumer(EchoConsumer):
     async def on_connect(self):
         raise RuntimeError("bug outside any handler")
+
+
+class VersionedConsumer(RealtimeConsumer):
+    """Broadcasts versioned events to ``public.<room>`` (tests/test_versioning.py)."""
+
+    subscriptions = {"public.{name}": []}
+
+    @realtime.handler("test.greet")
+    async def greet(self, message):
+        seq = await self.notify(
+            f"public.{message.data['room']}", "test.greet", message.data
+        )
+        return {"v": message.v, "seq": seq, "data": message.data}
+
+    @realtime.handler("test.poll")
+    async def poll(self, message):
+        seq = await self.notify(
+            f"public.{message.data['room']}", "test.poll", message.data
+        )
+        return {"v": message.v, "seq": seq, "data": message.data}
