@@ -1,0 +1,1 @@
+"""Exports of the event registry: JSON Schema, AsyncAPI 3.0 and TypeScript."""
