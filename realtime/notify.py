@@ -1,24 +1,32 @@
 """notify(): validate, number (history) and publish an event to a group.
 
 The event is encoded to its JSON frame once, here; every process's hub writes that
-text to its local sockets. The sync ``notify()`` hands the work to a long-lived event
-loop (the server's own loop for the in-memory layer, else a background thread's) so
-that a view reuses connections instead of opening one per call.
+text to its local sockets. From sync code on channels-redis, the history append and
+the layer's group send run as one Lua script on a pooled sync connection (one round
+trip, no event loop); other layers go through a long-lived event loop (the server's
+own for the in-memory layer, else a background thread's) so connections are reused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
+import sys
 import threading
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.utils.duration import duration_iso_string
+from django.utils.functional import Promise
 
 from realtime.exceptions import ValidationFailed
 from realtime.groups import user_group, validate_group_name
@@ -27,12 +35,21 @@ from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
 
+# Upper bound for one sync send (connect + script, or the loop hand-off): a request
+# that notifies must not hang on a dead Redis.
+SEND_TIMEOUT = 5.0
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
 
 def _default(value: Any) -> Any:
-    # orjson handles datetime, date, UUID and dataclasses itself.
-    from decimal import Decimal
-
+    # orjson handles datetime, date, time, UUID and dataclasses itself; the rest
+    # follows DjangoJSONEncoder (and DRF's output) so payloads look the same.
     if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, timedelta):
+        return duration_iso_string(value)
+    if isinstance(value, Promise):
         return str(value)
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
@@ -40,11 +57,15 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default)
+    """Encode ``value`` as JSON (dates, UUIDs, Decimals, lazy strings included)."""
+    return orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
 
 
 def prepare(type: str, data: Any, v: int | None) -> tuple[int, dict] | None:
-    """Validate ``data`` against the registry; return (version, JSON-ready data)."""
+    """Validate ``data`` against the registry; return (version, JSON-ready data).
+
+    Returns None when the payload is invalid and INVALID_OUTGOING says "log".
+    """
     from realtime.schema import registry
 
     spec = registry.get(type, v)
@@ -71,26 +92,26 @@ def _testing() -> bool:
     return "PYTEST_CURRENT_TEST" in os.environ
 
 
-async def publish(
-    group: str, type: str, data: Any, *, v: int | None = None, history: bool
-) -> int | None:
-    """Encode once and send to every process subscribed to ``group``; return the seq."""
-    from realtime.backends import get_backend
-    from realtime.testing import _record
-
+def _frame_parts(group: str, type: str, data: Any, v: int | None) -> tuple[str, str]:
+    """The frame split around its seq: ``prefix + str(seq) + suffix``."""
     head = (
         {"type": type, "v": v, "group": group} if v else {"type": type, "group": group}
     )
-    body = dumps(data if data is not None else {})
-    seq = None
-    if history:
-        prefix = dumps(head)[:-1].decode() + ',"seq":'
-        suffix = ',"data":' + body.decode() + "}"
-        seq, _epoch = await get_backend().append(group, prefix, suffix)
-        text = f"{prefix}{seq}{suffix}"
-    else:
-        text = dumps(head)[:-1].decode() + ',"data":' + body.decode() + "}"
-    message = {
+    prefix = dumps(head)[:-1].decode() + ',"seq":'
+    suffix = ',"data":' + dumps(data if data is not None else {}).decode() + "}"
+    return prefix, suffix
+
+
+def _frame(group: str, type: str, data: Any, v: int | None) -> str:
+    head = (
+        {"type": type, "v": v, "group": group} if v else {"type": type, "group": group}
+    )
+    body = dumps(data if data is not None else {}).decode()
+    return dumps(head)[:-1].decode() + ',"data":' + body + "}"
+
+
+def _message(group: str, type: str, v: int | None, seq: int | None, text: str) -> dict:
+    return {
         "type": "rt.event",
         "group": group,
         "event": type,
@@ -98,6 +119,23 @@ async def publish(
         "seq": seq,
         "text": text,
     }
+
+
+async def publish(
+    group: str, type: str, data: Any, *, v: int | None = None, history: bool
+) -> int | None:
+    """Encode once and send to every process subscribed to ``group``; return the seq."""
+    from realtime.backends import get_backend
+    from realtime.testing import _record
+
+    seq = None
+    if history:
+        prefix, suffix = _frame_parts(group, type, data, v)
+        seq, _epoch = await get_backend().append(group, prefix, suffix)
+        text = f"{prefix}{seq}{suffix}"
+    else:
+        text = _frame(group, type, data, v)
+    message = _message(group, type, v, seq, text)
     _record(message)
     layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
     if layer is not None:
@@ -150,14 +188,12 @@ def notify(
     version, clean = prepared
     if history is None:
         history = keeps_history(group)
-
-    def send() -> None:
-        run_sync(publish(group, type, clean, v=version, history=history))
-
-    _maybe_on_commit(send, on_commit)
+    _maybe_on_commit(
+        lambda: send_sync(group, type, clean, v=version, history=history), on_commit
+    )
 
 
-def _maybe_on_commit(send: Callable[[], None], on_commit: bool | None) -> None:
+def _maybe_on_commit(send: Callable[[], Any], on_commit: bool | None) -> None:
     if on_commit is None:
         on_commit = realtime_settings.NOTIFY_ON_COMMIT
     if on_commit and transaction.get_connection().in_atomic_block:
@@ -186,10 +222,10 @@ def notify_user(
     persist: bool = False,
     on_commit: bool | None = None,
 ) -> Any:
-    """Send to every connection of ``user``; with ``persist=True`` store it in the
-    inbox first (returned), so a user who is offline finds it later."""
+    """Send to every connection of ``user`` (a user or a pk); with ``persist=True``
+    store it in the inbox first and return the ``Notification``."""
     _refuse_running_loop("notify_user", "anotify_user")
-    group = user_group(user)
+    group = validate_group_name(user_group(user))
     prepared = prepare(type, data, v)
     if prepared is None:
         return None
@@ -198,13 +234,13 @@ def notify_user(
     if persist:
         from realtime.inbox.store import store
 
+        # Inside atomic() the row commits with the caller's transaction and the push
+        # waits for that commit, so both happen or neither does.
         stored = store(user, type, clean, version)
     history = keeps_history(group)
-
-    def send() -> None:
-        run_sync(publish(group, type, clean, v=version, history=history))
-
-    _maybe_on_commit(send, on_commit)
+    _maybe_on_commit(
+        lambda: send_sync(group, type, clean, v=version, history=history), on_commit
+    )
     return stored
 
 
@@ -219,21 +255,44 @@ async def anotify_user(
     """Async twin of ``notify_user``."""
     from channels.db import database_sync_to_async
 
-    stored = None
+    group = validate_group_name(user_group(user))
     prepared = prepare(type, data, v)
     if prepared is None:
         return None
     version, clean = prepared
+    stored = None
     if persist:
         from realtime.inbox.store import store
 
         stored = await database_sync_to_async(store)(user, type, clean, version)
-    group = user_group(user)
     await publish(group, type, clean, v=version, history=keeps_history(group))
     return stored
 
 
-# -- the sync path's event loop -----------------------------------------------------
+# -- sync sending ---------------------------------------------------------------------
+
+
+def send_sync(
+    group: str, type: str, data: Any, *, v: int | None, history: bool
+) -> int | None:
+    """Publish validated ``data`` from sync code; return the seq (or None)."""
+    from realtime.fastpath import fast_path
+
+    sender = fast_path(history=history)
+    if sender is None:
+        return run_sync(publish(group, type, data, v=v, history=history))
+    from realtime.testing import _record
+
+    if history:
+        prefix, suffix = _frame_parts(group, type, data, v)
+        seq = sender.send(group, type, v, prefix=prefix, suffix=suffix)
+        text = f"{prefix}{seq}{suffix}"
+    else:
+        text = _frame(group, type, data, v)
+        seq = sender.send(group, type, v, text=text)
+    _record(_message(group, type, v, seq, text))
+    return seq
+
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid: int | None = None
@@ -257,7 +316,7 @@ def _uses_process_local_layer() -> bool:
     return "channels_redis" not in layer.get("BACKEND", "")
 
 
-def run_sync(coro: Any, timeout: float = 10.0) -> Any:
+def run_sync(coro: Coroutine[Any, Any, Any], timeout: float = SEND_TIMEOUT) -> Any:
     """Run ``coro`` on a long-lived loop from sync code and return its result."""
     loop = None
     if _uses_process_local_layer():
@@ -267,4 +326,23 @@ def run_sync(coro: Any, timeout: float = 10.0) -> Any:
         loop = server_loop()
     if loop is None:
         loop = _background_loop()
-    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        # Do not leave the send running behind the caller's back.
+        future.cancel()
+        raise TimeoutError(
+            f"realtime: sending took longer than {timeout}s (is the channel layer "
+            "reachable?)"
+        ) from None
+
+
+# ``realtime.notify`` is both this module and the function: whichever Python binds
+# last on the package (importing the module rebinds it), calling it must notify.
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        return notify(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

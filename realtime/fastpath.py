@@ -1,0 +1,267 @@
+"""One Redis round trip per notify() from sync code, on channels-redis.
+
+Going through an event loop, a sync ``notify()`` pays a thread hop plus four or five
+Redis round trips (the history append, then channels-redis's ``group_send``). Here
+both run as one Lua script on a pooled, thread-safe sync connection. The script writes
+exactly what the layer itself would (same keys, msgpack message, random prefix,
+capacity and expiry rules), so receivers cannot tell the difference. It takes over
+only when it can do that: one Redis host, msgpack without encryption, no per-channel
+capacities, and (for history) the Redis backend on the same server. Otherwise
+``fast_path()`` returns None and notify() takes the event-loop path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any
+
+import msgpack
+import redis
+from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import decode_hosts
+
+from realtime.settings import realtime_settings
+
+logger = logging.getLogger(__name__)
+
+# KEYS: history log, history meta, group key (core) or group channel (pubsub).
+# ARGV: 1 frame prefix ('' without history), 2 frame suffix, 3 text (without
+# history), 4 msgpack head up to the "seq" key, 5 random prefix, 6 now (seconds),
+# 7 HISTORY_SIZE, 8 HISTORY_TTL, 9 a new epoch. Per-layer constants are baked in.
+_HEAD = """
+local now = tonumber(ARGV[6])
+local seq, text, packed_seq = false, ARGV[3], cmsgpack.pack(nil)
+if ARGV[1] ~= '' then
+  local appended = append({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2],
+    string.format('%d', math.floor(now * 1000)), ARGV[7], ARGV[8], ARGV[9]})
+  seq = appended[1]
+  text = ARGV[1] .. seq .. ARGV[2]
+  packed_seq = cmsgpack.pack(seq)
+end
+local body = ARGV[4] .. packed_seq .. TEXT_KEY .. cmsgpack.pack(text)
+"""
+
+# channels_redis.core.RedisChannelLayer.group_send, in one script: channels that
+# share a process ("prefix!") share one key and one message listing them all.
+_CORE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[3], 0, math.floor(now) - GROUP_EXPIRY)
+local order, members = {}, {}
+for _, name in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  local bang = string.find(name, '!', 1, true)
+  local key = LAYER_PREFIX .. (bang and string.sub(name, 1, bang) or name)
+  if not members[key] then
+    members[key] = {}
+    order[#order + 1] = key
+  end
+  table.insert(members[key], name)
+end
+local over = 0
+for _, key in ipairs(order) do
+  redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - EXPIRY)
+  if redis.call('ZCOUNT', key, '-inf', '+inf') < CAPACITY then
+    redis.call('ZADD', key, ARGV[6],
+      ARGV[5] .. body .. CHANNEL_KEY .. cmsgpack.pack(members[key]))
+    redis.call('EXPIRE', key, EXPIRY)
+  else
+    over = over + 1
+  end
+end
+return {seq, over}
+"""
+
+_PUBSUB = """
+redis.call('PUBLISH', KEYS[3], body)
+return {seq, 0}
+"""
+
+
+def _lua_string(value: str | bytes) -> str:
+    raw = value.encode() if isinstance(value, str) else value
+    return "'" + "".join(f"\\{byte}" for byte in raw) + "'"
+
+
+def _script(kind: str, constants: dict[str, Any]) -> str:
+    from realtime.backends.redis import APPEND
+
+    # The Redis backend's own APPEND, as a local function whose parameters shadow
+    # KEYS and ARGV, so history is defined in one place only.
+    lines = [f"local function append(KEYS, ARGV)\n{APPEND}\nend"]
+    for name, value in constants.items():
+        literal = value if isinstance(value, int) else _lua_string(value)
+        lines.append(f"local {name} = {literal}")
+    return "\n".join(lines) + _HEAD + (_CORE if kind == "core" else _PUBSUB)
+
+
+def _pack_key(key: str) -> bytes:
+    return msgpack.packb(key)
+
+
+def _pool(host: dict, timeout: float) -> redis.ConnectionPool | None:
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        **{k: v for k, v in host.items() if k != "address"},
+    }
+    if "master_name" in host or "sentinels" in host:
+        return None  # Sentinel: left to the layer's own async client.
+    if "address" in host:
+        return redis.ConnectionPool.from_url(host["address"], **options)
+    return redis.ConnectionPool(**options)
+
+
+def _server(pool: redis.ConnectionPool) -> tuple:
+    kw = pool.connection_kwargs
+    return (kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
+
+
+class FastPath:
+    """Publishes to one channels-redis layer (core or pubsub) in one round trip."""
+
+    def __init__(self, layer: Any, kind: str, host: dict, prefix: str) -> None:
+        from realtime.notify import SEND_TIMEOUT
+
+        self.layer, self.kind, self.prefix = layer, kind, prefix
+        pool = _pool(host, SEND_TIMEOUT)
+        if pool is None:
+            raise LookupError("sentinel hosts")
+        self.server = _server(pool)
+        self.client = redis.Redis(connection_pool=pool)
+        constants: dict[str, Any] = {"TEXT_KEY": _pack_key("text")}
+        if kind == "core":
+            constants.update(
+                LAYER_PREFIX=layer.prefix,
+                GROUP_EXPIRY=int(layer.group_expiry),
+                EXPIRY=int(layer.expiry),
+                CAPACITY=int(layer.capacity),
+                CHANNEL_KEY=_pack_key("__asgi_channel__"),
+            )
+            self.random_bytes = layer._serializer.random_prefix_length
+        else:
+            self.random_bytes = 0
+        self.script = self.client.register_script(_script(kind, constants))
+        # The message is a msgpack map; the script appends "seq", "text" (and the
+        # channel list) to this head, so the count includes them.
+        self.head = bytes([0x80 | (7 if kind == "core" else 6)]) + b"".join(
+            (_pack_key("type"), msgpack.packb("rt.event"))
+        )
+        self.keys = {name: _pack_key(name) for name in ("group", "event", "v", "seq")}
+        self._history_url: str | None = None
+        self._history_ok = False
+
+    def serves_history(self) -> bool:
+        """True if the Redis backend keeps history on this same server."""
+        from realtime.backends import backend_class
+        from realtime.backends.redis import RedisBackend, redis_url
+
+        if backend_class() is not RedisBackend:
+            return False
+        url = redis_url()
+        if url != self._history_url:
+            pool = redis.ConnectionPool.from_url(url)
+            self._history_ok = _server(pool) == self.server
+            self._history_url = url
+        return self._history_ok
+
+    def send(
+        self,
+        group: str,
+        type: str,
+        v: int | None,
+        *,
+        prefix: str | None = None,
+        suffix: str | None = None,
+        text: str | None = None,
+    ) -> int | None:
+        """Append to history (when ``prefix`` is given) and send; return the seq."""
+        keys = self.keys
+        head = b"".join(
+            (
+                self.head,
+                keys["group"],
+                msgpack.packb(group),
+                keys["event"],
+                msgpack.packb(type),
+                keys["v"],
+                msgpack.packb(v),
+                keys["seq"],
+            )
+        )
+        if self.kind == "core":
+            group_key = self.layer._group_key(group)
+        else:
+            group_key = f"{self.prefix}__group__{group}"
+        key_prefix = realtime_settings.KEY_PREFIX
+        seq, over = self.script(
+            keys=[
+                f"{key_prefix}:log:{{{group}}}",
+                f"{key_prefix}:meta:{{{group}}}",
+                group_key,
+            ],
+            args=[
+                prefix or "",
+                suffix or "",
+                text or "",
+                head,
+                random.getrandbits(8 * self.random_bytes).to_bytes(
+                    self.random_bytes, "big"
+                ),
+                repr(time.time()),
+                realtime_settings.HISTORY_SIZE,
+                realtime_settings.HISTORY_TTL,
+                os.urandom(6).hex(),
+            ],
+        )
+        if over:
+            logger.info("%s channels over capacity in group %s", over, group)
+        return None if seq is None else int(seq)
+
+
+_current: tuple[Any, int, FastPath | None] | None = None
+_lock = threading.Lock()
+
+
+def _build(layer: Any) -> FastPath | None:
+    kind = {RedisChannelLayer: "core", RedisPubSubChannelLayer: "pubsub"}.get(
+        type(layer)
+    )
+    if kind is None:
+        return None
+    serializer = layer._serializer
+    if type(serializer).__name__ != "MsgPackSerializer" or serializer.crypter:
+        return None
+    if kind == "core":
+        if layer.ring_size != 1 or layer.channel_capacity:
+            return None
+        host, prefix = layer.hosts[0], layer.prefix
+    else:
+        hosts = decode_hosts(layer._kwargs.get("hosts"))
+        if layer._args or len(hosts) != 1:
+            return None
+        host, prefix = hosts[0], layer._kwargs.get("prefix", "asgi")
+    try:
+        return FastPath(layer, kind, host, prefix)
+    except (LookupError, ValueError, TypeError) as exc:
+        logger.debug("notify() fast path unavailable: %s", exc)
+        return None
+
+
+def fast_path(*, history: bool) -> FastPath | None:
+    """The one-round-trip sender for the configured layer, or None to use a loop."""
+    global _current
+    layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
+    if layer is None:
+        return None
+    current = _current
+    if current is None or current[0] is not layer or current[1] != os.getpid():
+        with _lock:
+            current = _current = (layer, os.getpid(), _build(layer))
+    sender = current[2]
+    if sender is None or (history and not sender.serves_history()):
+        return None
+    return sender
