@@ -24,6 +24,7 @@ _EXPORTS = {
     "notify_user": "realtime.notify",
     "anotify_user": "realtime.notify",
     "websocket_app": "realtime.asgi",
+    "broadcast_model": "realtime.broadcast",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

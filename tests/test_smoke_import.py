@@ -9,6 +9,7 @@ def test_public_names_are_pinned():
             "__version__",
             "anotify",
             "anotify_user",
+            "broadcast_model",
             "downgrader",
             "event",
             "handler",
