@@ -1,3 +1,6 @@
 from django.urls import include, path
 
-urlpatterns = [path("realtime/", include("realtime.urls"))]
+urlpatterns = [
+    path("realtime/", include("realtime.urls")),
+    path("inbox/", include("realtime.inbox.urls")),
+]
