@@ -1,0 +1,267 @@
+// Types for realtime.js, the client of the realtime WebSocket protocol v1.
+
+export declare const VERSION: string;
+export declare const PROTOCOL: 1;
+
+export declare const State: {
+  readonly CONNECTING: "connecting";
+  readonly OPEN: "open";
+  readonly RECONNECTING: "reconnecting";
+  readonly CLOSED: "closed";
+};
+export type ConnectionState = (typeof State)[keyof typeof State];
+
+/** A user as the server summarises it. */
+export interface UserSummary {
+  id: number | string;
+  username: string;
+  [key: string]: unknown;
+}
+
+/** The `rt.welcome` data. */
+export interface Welcome {
+  protocol: number;
+  connection_id: string;
+  heartbeat: number;
+  user: UserSummary | null;
+  auth_required: boolean;
+  max_frame_bytes: number;
+  [key: string]: unknown;
+}
+
+/** A frame from the server. */
+export interface Frame<D = any> {
+  type: string;
+  v?: number;
+  id?: string;
+  group?: string;
+  seq?: number;
+  data?: D;
+}
+
+/** An application event of a group, as handlers receive it. */
+export interface GroupEvent<D = any> extends Frame<D> {
+  group: string;
+}
+
+export interface SubscribeAck {
+  group: string;
+  seq: number | null;
+  epoch: string | null;
+  recovered: boolean;
+}
+
+export interface PresenceState {
+  group: string;
+  members: UserSummary[];
+  anonymous: number;
+  connections: number;
+}
+
+export interface PresenceChange {
+  type: "join" | "leave";
+  group: string;
+  member: UserSummary;
+}
+
+export interface RecoveryFailed {
+  group: string;
+  /** The seq the client resumed from. */
+  since: number;
+  /** The group's seq at resubscribe: live events continue after it. */
+  seq: number | null;
+  epoch: string | null;
+}
+
+export interface CloseDetail {
+  code: number;
+  reason?: string;
+  error?: Error | null;
+  willRetry?: boolean;
+  attempt?: number;
+  /** ms until the next attempt (reconnecting only) */
+  delay?: number;
+}
+
+export interface StateChange extends Partial<CloseDetail> {
+  state: ConnectionState;
+  previous: ConnectionState;
+  welcome?: Welcome;
+}
+
+export type RealtimeErrorCode =
+  | "bad_json"
+  | "bad_envelope"
+  | "unknown_type"
+  | "invalid"
+  | "forbidden"
+  | "not_authenticated"
+  | "rate_limited"
+  | "too_large"
+  | "server_error"
+  | "shutting_down"
+  | "slow_consumer"
+  | "heartbeat_timeout"
+  // client-side
+  | "timeout"
+  | "connection_lost"
+  | "queue_overflow"
+  | "closed"
+  | "ticket_failed"
+  | (string & {});
+
+export declare class RealtimeError extends Error {
+  constructor(message: string, options?: { code?: string; errors?: unknown; frame?: Frame });
+  name: "RealtimeError";
+  code: RealtimeErrorCode;
+  /** Field errors of an `invalid` error (DRF's shape). */
+  errors?: any;
+  /** The `rt.error` frame, when the server sent one. */
+  frame?: Frame;
+}
+
+/** A WebSocket constructor: the browser's, Node's global, `ws`, or a test double. */
+export interface WebSocketLike {
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: { data: any }) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface RealtimeClientOptions {
+  /** POST here for a fresh single-use ticket before every (re)connect. */
+  ticketUrl?: string;
+  /** Extra headers for the ticket request (e.g. `Authorization: Token ...`). */
+  ticketHeaders?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+  /** Your own ticket source, used instead of `ticketUrl`. */
+  getTicket?: () => string | Promise<string>;
+  /** Sent as `rt.auth` after the welcome when the handshake found no user. */
+  token?: string | (() => string | Promise<string>);
+  protocols?: string | string[];
+  /** WebSocket constructor; default `globalThis.WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** fetch implementation for the ticket; default `globalThis.fetch`. */
+  fetch?: typeof fetch;
+  /** Connect from the constructor (default true). */
+  autoConnect?: boolean;
+  /** Backoff base in ms (default 500). */
+  reconnectDelay?: number;
+  /** Backoff ceiling in ms (default 30000). */
+  maxReconnectDelay?: number;
+  /** Give up after this many consecutive failed attempts (default Infinity). */
+  maxReconnectAttempts?: number;
+  /** ms a connection must stay open before the attempt counter resets (default 10000). */
+  stableAfter?: number;
+  /** ms for the socket to open and the welcome (and auth ack) to arrive (default 10000). */
+  connectTimeout?: number;
+  /** ms added to the server's heartbeat before a silent connection is dropped (default 5000). */
+  heartbeatGrace?: number;
+  /** Default `request()` timeout in ms (default 10000). */
+  requestTimeout?: number;
+  /** Frames kept while disconnected (default 100). */
+  queueSize?: number;
+  /** When the queue is full: drop the oldest frame (default) or reject the new one. */
+  queueOverflow?: "drop-oldest" | "reject";
+  /** Event versions this client understands, sent as `rt.hello`. */
+  events?: Record<string, number>;
+  /** The app's typing event type (default "typing"). */
+  typingEvent?: string;
+  /** At most one typing frame per group per this many ms (default 3000). */
+  typingInterval?: number;
+  csrfCookieName?: string;
+  csrfHeaderName?: string;
+  /** Object with addEventListener for `online` and `document.visibilitychange` (default `window`). */
+  window?: any;
+  /** Random source in [0, 1) for the jitter (default Math.random). */
+  random?: () => number;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this seq (e.g. restored from storage). */
+  since?: number;
+  epoch?: string;
+  onPresence?: (change: PresenceChange) => void;
+  onRecoveryFailed?: (failure: RecoveryFailed) => void;
+  /** The server refused the subscription (the subscription ends). */
+  onError?: (error: RealtimeError) => void;
+}
+
+export declare class Subscription<D = any> {
+  readonly client: RealtimeClient;
+  readonly group: string;
+  readonly active: boolean;
+  /** Settles with the first `rt.subscribe` ack, or rejects when refused. */
+  readonly ready: Promise<SubscribeAck>;
+  readonly seq: number | null;
+  readonly epoch: string | null;
+  presence(options?: { timeout?: number }): Promise<PresenceState>;
+  typing(data?: Record<string, unknown>): boolean;
+  unsubscribe(): void;
+}
+
+export interface ClientEvents {
+  state: StateChange;
+  connecting: { attempt: number };
+  open: { welcome: Welcome };
+  reconnecting: CloseDetail;
+  closed: CloseDetail;
+  "socket-open": void;
+  welcome: Welcome;
+  auth: { user: UserSummary };
+  hello: { protocol: number; events: Record<string, number> };
+  message: Frame;
+  event: GroupEvent | Frame;
+  error: RealtimeError | Error;
+  presence: PresenceChange;
+  subscribed: SubscribeAck;
+  "subscription-error": { group: string; error: RealtimeError };
+  "recovery-failed": RecoveryFailed;
+  gap: { group: string; seq: number };
+  "queue-overflow": Frame;
+}
+
+/** Exponential backoff with full jitter: uniform in [0, min(max, base * 2 ** attempt)). */
+export declare function backoffDelay(
+  attempt: number,
+  options?: { baseDelay?: number; maxDelay?: number; random?: () => number },
+): number;
+
+export declare class RealtimeClient {
+  constructor(url: string, options?: RealtimeClientOptions);
+  readonly url: string;
+  readonly state: ConnectionState;
+  /** The last `rt.welcome`. */
+  readonly welcome: Welcome | null;
+  readonly user: UserSummary | null;
+  /** Versions agreed by `rt.hello` (`{type: version}`). */
+  readonly eventVersions: Record<string, number> | null;
+  /** Consecutive reconnect attempts (reset after a stable connection). */
+  readonly attempt: number;
+  /** Frames waiting for a connection. */
+  readonly queued: number;
+
+  on<K extends keyof ClientEvents>(event: K, listener: (detail: ClientEvents[K]) => void): () => void;
+  once<K extends keyof ClientEvents>(event: K, listener: (detail: ClientEvents[K]) => void): () => void;
+  off<K extends keyof ClientEvents>(event: K, listener: (detail: ClientEvents[K]) => void): void;
+
+  connect(): Promise<Welcome>;
+  close(code?: number, reason?: string): void;
+  /** close() and remove the online/visibility listeners. */
+  destroy(): void;
+  /** Skip the backoff wait and reconnect now. */
+  retryNow(): void;
+
+  /** Returns true when sent now, false when queued. */
+  send(type: string, data?: Record<string, unknown>, options?: { v?: number }): boolean;
+  request<T = any>(type: string, data?: Record<string, unknown>, options?: { timeout?: number; v?: number }): Promise<T>;
+
+  subscribe<D = any>(group: string, handler?: (event: GroupEvent<D>) => void, options?: SubscribeOptions): Subscription<D>;
+  positions(): Record<string, { seq: number | null; epoch: string | null }>;
+  presence(group: string, options?: { timeout?: number }): Promise<PresenceState>;
+  typing(group: string, data?: Record<string, unknown>): boolean;
+}
+
+export default RealtimeClient;

@@ -1,0 +1,47 @@
+// Heartbeat: pongs keep the connection alive past the server's HEARTBEAT_TIMEOUT; a
+// frozen server (SIGSTOP: TCP stays up, nothing arrives) is detected after the
+// welcome's heartbeat + grace, and the client reconnects when the server thaws.
+import assert from "node:assert/strict";
+
+import { RealtimeClient } from "../../realtime/static/realtime/realtime.js";
+import { config, main, nextEvent, recorder, step, until } from "./harness.mjs";
+
+const group = "public.hb";
+
+main(async () => {
+  const client = new RealtimeClient(`${config.url}/ws/`, {
+    heartbeatGrace: 1000,
+    connectTimeout: 2000,
+    reconnectDelay: 100,
+    maxReconnectDelay: 500,
+  });
+  let pings = 0;
+  client.on("message", (frame) => {
+    if (frame.type === "rt.ping") pings += 1;
+  });
+  const welcome = await client.connect();
+  assert.equal(welcome.heartbeat, 1);
+  const got = recorder(client, group);
+  await got.sub.ready;
+
+  // The server's HEARTBEAT_TIMEOUT is 3 s: only our pongs keep the socket open.
+  await until(() => pings >= 5, { timeout: 15000, what: "5 server pings" });
+  assert.equal(client.state, "open");
+  assert.equal(client.attempt, 0);
+
+  const silent = nextEvent(client, "reconnecting", { timeout: 15000 });
+  const frozenAt = Date.now();
+  await step("freeze");
+  const detail = await silent;
+  const waited = Date.now() - frozenAt;
+  assert.equal(detail.code, 4408);
+  // Not before heartbeat (1 s) + grace (1 s) of silence, not much later either.
+  assert.ok(waited >= 1000 && waited < 8000, `detected after ${waited} ms`);
+
+  await step("thaw");
+  await nextEvent(client, "open", { timeout: 20000 });
+  await client.request("test.say", { group, text: "back", n: 1 });
+  await until(() => got.events.length === 1, { what: "event after thaw" });
+  assert.deepEqual(got.ns(), [1]);
+  client.close();
+});
