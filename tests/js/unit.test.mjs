@@ -123,17 +123,42 @@ test("4401 with a ticket source: one prompt retry with a fresh ticket, then stop
   assert.equal(fake.sockets.length, 2);
 });
 
-test("4401 after a successful session is retried again with a fresh ticket", async () => {
+test("4401 after a stable session is retried again with a fresh ticket", async () => {
+  let tickets = 0;
+  const { fake, client } = setup({ getTicket: () => `t${++tickets}`, stableAfter: 20 });
+  (await fake.socket(0)).welcome();
+  fake.sockets[0].serverClose(4401);
+  const again = await fake.socket(1);
+  again.welcome();
+  await until(() => client._authFailures === 0, { what: "stable connection" });
+  again.serverClose(4401);
+  (await fake.socket(2)).welcome();
+  assert.equal(client.state, State.OPEN);
+  client.close();
+});
+
+test("4401 right after a welcome twice in a row is final even with a ticket source", async () => {
   let tickets = 0;
   const { fake, client } = setup({ getTicket: () => `t${++tickets}` });
   (await fake.socket(0)).welcome();
   fake.sockets[0].serverClose(4401);
   const again = await fake.socket(1);
   again.welcome();
+  const closed = nextEvent(client, "closed");
   again.serverClose(4401);
-  (await fake.socket(2)).welcome();
-  assert.equal(client.state, State.OPEN);
-  client.close();
+  assert.equal((await closed).willRetry, false);
+  assert.equal(fake.sockets.length, 2);
+});
+
+test("4403 is final even with a ticket source", async () => {
+  const { fake, client } = setup({ getTicket: () => "t" });
+  const socket = await fake.socket(0);
+  socket.welcome();
+  const closed = nextEvent(client, "closed");
+  socket.serverClose(4403);
+  assert.equal((await closed).willRetry, false);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(fake.sockets.length, 1);
 });
 
 test("4503 and 4507 reconnect promptly", async () => {

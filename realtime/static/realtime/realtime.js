@@ -14,8 +14,6 @@ export const State = Object.freeze({
   CLOSED: "closed",
 });
 
-// Close codes after which new credentials are needed (docs/protocol.md).
-const AUTH_CLOSE_CODES = new Set([4401, 4403]);
 // Close codes that mean "come back right away" (shutting down, slow consumer).
 const PROMPT_CLOSE_CODES = new Set([4503, 4507]);
 
@@ -401,10 +399,14 @@ export class RealtimeClient {
   _afterClose(detail, { terminal = false } = {}) {
     const code = detail.code;
     if (!this._wanted) return;
-    if (AUTH_CLOSE_CODES.has(code)) {
+    if (code === 4403) {
+      // Forbidden: the server refused this user; fresh credentials for the same user
+      // will not change that.
+      terminal = true;
+    } else if (code === 4401) {
       this._authFailures += 1;
-      // One fresh credential may fix it (an expired ticket); a second refusal in a
-      // row without a successful welcome means it will not.
+      // One fresh credential may fix it (an expired ticket); a second refusal before
+      // a connection proved stable means it will not.
       if (!this._canRefreshAuth() || this._authFailures > 1) terminal = true;
     }
     if (!terminal && this.attempt >= this.options.maxReconnectAttempts) terminal = true;
@@ -420,7 +422,7 @@ export class RealtimeClient {
     }
     // Shutting down / slow consumer / fresh credentials: come back promptly (still
     // jittered, so a whole server's clients do not return at the same instant).
-    const prompt = PROMPT_CLOSE_CODES.has(code) || AUTH_CLOSE_CODES.has(code);
+    const prompt = PROMPT_CLOSE_CODES.has(code) || code === 4401;
     const delay = backoffDelay(prompt ? 0 : this.attempt, this._backoffOptions());
     this.attempt += 1;
     this._setState(State.RECONNECTING, { ...detail, willRetry: true, attempt: this.attempt, delay });
@@ -543,9 +545,9 @@ export class RealtimeClient {
     if (!this._ws) return;
     this._clearTimer("connect");
     this._ready = true;
-    this._authFailures = 0;
     this._armTimer("stable", this.options.stableAfter, () => {
       this.attempt = 0;
+      this._authFailures = 0;
     });
     const { events } = this.options;
     if (events && Object.keys(events).length) {
