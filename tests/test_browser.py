@@ -239,7 +239,7 @@ async def test_silent_server_detected_by_heartbeat(daphne, open_page):
         page,
         "c",
         f"{server.url}/ws/",
-        heartbeatGrace=1000,
+        heartbeatGrace=2000,
         connectTimeout=2000,
         reconnectDelay=100,
         maxReconnectDelay=500,

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_exports import npm_tools  # noqa: F401  (fixture: tsc)
 
 JS = ROOT / "tests" / "js"
 NODE = shutil.which("node")
@@ -33,8 +34,9 @@ def node_command(*args: str) -> list[str]:
         [NODE, "--version"], capture_output=True, text=True, check=True
     ).stdout
     major = int(version.strip().lstrip("v").split(".")[0])
-    # Node 20 and 21 have WebSocket behind a flag; 22 has it on by default.
-    flags = ["--experimental-websocket"] if major < 22 else []
+    # Node 20 and 21 have WebSocket behind a flag; 22 has it on by default; older
+    # versions get tests/js/mini_ws.mjs (see harness.mjs).
+    flags = ["--experimental-websocket"] if major in (20, 21) else []
     return [NODE, *flags, *args]
 
 
@@ -223,3 +225,28 @@ def test_no_retry_after_4401_and_4403(daphne, e2e_users):
     server = daphne()
     config = {**server_config(server), "users": users_config(e2e_users)}
     NodeScript("e2e_auth.mjs", config, logs=[server.log]).run()
+
+
+def test_types_compile(npm_tools):  # noqa: F811 (the imported fixture)
+    """realtime.d.ts type-checks a typical use under tsc --strict."""
+    done = subprocess.run(
+        [
+            str(npm_tools / ".bin/tsc"),
+            "--noEmit",
+            "--strict",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+            "--target",
+            "es2022",
+            "--lib",
+            "es2022,dom",
+            str(JS / "types_check.ts"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -6,6 +6,10 @@
 import { createInterface } from "node:readline";
 
 import { until } from "./fake_socket.mjs";
+import { MiniWebSocket } from "./mini_ws.mjs";
+
+// Node < 20 has no WebSocket at all (RT_MINI_WS=1 forces the stand-in, to test it).
+if (!globalThis.WebSocket || process.env.RT_MINI_WS) globalThis.WebSocket = MiniWebSocket;
 
 export { nextEvent, until, withTimeout } from "./fake_socket.mjs";
 
