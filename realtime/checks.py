@@ -93,7 +93,10 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
     from realtime.consumers import RealtimeConsumer
     from realtime.schema import registry
 
-    problems = [Error(problem, id="realtime.E004") for problem in registry.check()]
+    problems = [
+        Error(problem, hint=getattr(problem, "hint", None), id="realtime.E004")
+        for problem in registry.check()
+    ]
     for consumer in _subclasses(RealtimeConsumer):
         for type_ in consumer._handlers:
             origin = f"{consumer.__module__}.{consumer.__qualname__}"

@@ -162,6 +162,16 @@ class RealtimeConsumer(AsyncConsumer):
         from realtime.notify import dumps, prepare
 
         prepared = prepare(type, data, v)
+        if prepared is not None and type in self.versions:
+            try:
+                prepared = registry.downgrade_for(
+                    type, prepared[1], prepared[0], self.versions[type]
+                )
+            except LookupError as error:
+                logger.warning(
+                    "%s not sent to connection %s: %s", type, self.connection_id, error
+                )
+                return
         if prepared is not None:
             frame = {"type": type, "v": prepared[0], "data": prepared[1]}
             if id is not None:
@@ -179,6 +189,7 @@ class RealtimeConsumer(AsyncConsumer):
         self.subs: dict[str, Subscription] = {}
         self.versions: dict[str, int] = {}
         self.closed = self.accepted = self.pending_auth = self._cleaned = False
+        self._closing = False
         self.close_code: int | None = None
         self.sent_bytes = self.ping_bytes = self.acked_bytes = 0
         self._pings: deque[int] = deque(maxlen=32)
@@ -295,8 +306,9 @@ class RealtimeConsumer(AsyncConsumer):
         code: int = status.WS_1000_NORMAL_CLOSURE,
     ) -> None:
         """Send ``error`` (if any) as rt.error, close with ``code`` and clean up."""
-        if self.closed:
+        if self.closed or self._closing:
             return
+        self._closing = True  # the rt.error below must not trigger another close
         if error is not None:
             await self._accept()
             await self._send_error(error)
@@ -335,6 +347,8 @@ class RealtimeConsumer(AsyncConsumer):
             return
         self.sent_bytes += len(text)
         await self.base_send({"type": "websocket.send", "text": text})
+        if self._closing:
+            return
         pending = self.sent_bytes - self.acked_bytes
         if pending > realtime_settings.MAX_PENDING_BYTES:
             logger.info(
@@ -487,7 +501,17 @@ class RealtimeConsumer(AsyncConsumer):
         latest = registry.latest(type_)
         if spec.version < latest:
             upgraded = registry.upgrade(type_, clean, spec.version, latest)
-            clean = registry.get(type_, latest).validate(upgraded)
+            try:
+                clean = registry.get(type_, latest).validate(upgraded)
+            except exc.ValidationFailed as error:
+                # Valid old data that upgrades to invalid new data is a server bug.
+                logger.error(
+                    "upgrader of %s v%s produced invalid data: %s",
+                    type_,
+                    spec.version,
+                    error.errors,
+                )
+                raise exc.ServerError() from None
         message = Message(type_, latest, frame_id, clean, self)
         method_name, permission_classes = entry
         for permission_class in permission_classes or ():
@@ -553,8 +577,9 @@ class RealtimeConsumer(AsyncConsumer):
             await self.close(denied, status.WS_4403_FORBIDDEN)
             return
         self.pending_auth = False
-        await self._ack(frame_id, {"user": user_summary(user)})
         await self._connected()
+        if not self.closed:  # on_connect may still refuse the connection
+            await self._ack(frame_id, {"user": user_summary(user)})
 
     async def _rt_hello(self, frame_id: str | None, data: dict) -> None:
         events = data.get("events", {})
@@ -568,7 +593,9 @@ class RealtimeConsumer(AsyncConsumer):
                 )
             if type_ in registry:
                 self.versions[type_] = version
-                agreed[type_] = min(version, registry.latest(type_))
+                sent = registry.negotiate(type_, version)
+                if sent is not None:
+                    agreed[type_] = sent
         await self._ack(frame_id, {"protocol": PROTOCOL_VERSION, "events": agreed})
 
     async def _rt_subscribe(self, frame_id: str | None, data: dict) -> None:
@@ -617,11 +644,14 @@ class RealtimeConsumer(AsyncConsumer):
             for frame_seq, text in replay:
                 if frame_seq > sub.last_seq:
                     sub.last_seq = frame_seq
-                    await self._send_text(text)
+                    if self.versions:
+                        text = _replayed(group, frame_seq, text, self.versions)
+                    if text is not None:
+                        await self._send_text(text)
         buffered, sub.buffer = sub.buffer or [], None
         for event in buffered:
             await self.deliver(event)
-        if presence.tracks_presence(group):
+        if not sub.presence and presence.tracks_presence(group):
             sub.presence = True
             await presence.join(self, group)
 
@@ -650,6 +680,21 @@ class RealtimeConsumer(AsyncConsumer):
         await self.hub.leave(group, self)
         if sub.presence:
             await presence.leave(self, group)
+
+
+def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:
+    """A stored frame as a client that declared ``versions`` should get it."""
+    frame = orjson.loads(text)
+    event = Event(
+        {
+            "group": group,
+            "event": frame["type"],
+            "v": frame.get("v"),
+            "seq": seq,
+            "text": text,
+        }
+    )
+    return event.text_for(versions.get(frame["type"]))
 
 
 # Not the NotAuthenticated exception: that one closes with 4401, this only refuses.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -56,15 +58,15 @@ class Event:
 
         frame = orjson.loads(self.text)
         try:
-            frame["data"] = registry.downgrade(
+            target, frame["data"] = registry.downgrade_for(
                 self.type, frame["data"], self.v, version
             )
-        except LookupError as exc:
+        except LookupError as exc:  # NoDowngrade
             logger.warning(
                 "not sent to a v%s client of %s: %s", version, self.type, exc
             )
             return None
-        frame["v"] = version
+        frame["v"] = target
         return orjson.dumps(frame).decode()
 
 
@@ -89,6 +91,56 @@ class Hub:
             self.channel = await self.layer.new_channel()
             self._tasks.append(asyncio.create_task(self._receive_loop()))
         self._tasks.append(asyncio.create_task(self._ticker()))
+        self._install_shutdown()
+
+    def _install_shutdown(self) -> None:
+        """On SIGTERM/SIGINT, close every socket with 4503 before the server stops.
+
+        The server's own handler (daphne's reactor, uvicorn's) runs right after, so
+        clients learn to reconnect elsewhere instead of seeing a dropped connection.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(signum)
+            if getattr(previous, "_realtime", False):
+                continue
+
+            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                self.loop.call_soon_threadsafe(
+                    lambda: asyncio.ensure_future(
+                        self.shutdown(signum, frame, previous)
+                    )
+                )
+
+            handler._realtime = True  # type: ignore[attr-defined]
+            try:
+                signal.signal(signum, handler)
+            except ValueError:
+                return
+
+    async def shutdown(
+        self, signum: int = 0, frame: Any = None, previous: Any = None
+    ) -> None:
+        """Close every connection with 4503, then hand over to ``previous``."""
+        from realtime import status
+        from realtime.exceptions import ShuttingDown
+
+        closing = [
+            consumer.close(ShuttingDown(), status.WS_4503_SHUTTING_DOWN)
+            for consumer in tuple(self.connections)
+        ]
+        if closing:
+            logger.info("shutting down: closing %d connections with 4503", len(closing))
+            await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 5)
+        if previous is None:
+            return
+        # Hand the signal back: servers re-raise it at exit to report how they ended.
+        signal.signal(signum, previous)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
     async def stop(self) -> None:
         for task in self._tasks:

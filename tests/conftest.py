@@ -220,12 +220,22 @@ class DaphneFactory:
         self.e2e_db, self.log_dir = e2e_db, log_dir
         self.started: list[Daphne] = []
 
-    def __call__(self, *, redis_url: str | None = None, layer: str | None = None,
-                 server: str = "daphne", port: int | None = None,
-                 **realtime_settings) -> Daphne:
+    def __call__(
+        self,
+        *,
+        redis_url: str | None = None,
+        layer: str | None = None,
+        server: str = "daphne",
+        port: int | None = None,
+        **realtime_settings,
+    ) -> Daphne:
         port = port or free_port()
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
-               "RT_TEST_DB": str(self.e2e_db), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
+            "RT_TEST_DB": str(self.e2e_db),
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("PYTEST_CURRENT_TEST", None)
         if redis_url:
             env["REDIS_URL"] = redis_url
@@ -234,14 +244,33 @@ class DaphneFactory:
         for key, value in realtime_settings.items():
             env[f"RT_SET_{key}"] = str(value)
         if server == "uvicorn":
-            cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port",
-                   str(port), "--log-level", "warning", "tests.asgi:application"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "tests.asgi:application",
+            ]
         else:
-            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                   "tests.asgi:application"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "tests.asgi:application",
+            ]
         log = self.log_dir / f"{server}-{port}-{len(self.started)}.log"
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"),
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
         wait_for_port(port, proc)
         instance = Daphne(proc, port, log)
         self.started.append(instance)

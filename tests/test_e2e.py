@@ -42,8 +42,10 @@ def token_header(users, name):
 
 
 def ticket_for(server, users, name):
-    response = httpx.post(f"http://127.0.0.1:{server.port}/realtime/ticket/",
-                          headers=token_header(users, name))
+    response = httpx.post(
+        f"http://127.0.0.1:{server.port}/realtime/ticket/",
+        headers=token_header(users, name),
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["expires_in"] == 30
@@ -67,24 +69,27 @@ async def test_anonymous_connect_and_echo(servers):
 
 
 async def test_token_header_authenticates(servers, users):
-    client = await Client.open(f"{servers[0].url}/ws/auth/",
-                               headers=token_header(users, "alice"))
+    client = await Client.open(
+        f"{servers[0].url}/ws/auth/", headers=token_header(users, "alice")
+    )
     assert client.welcome["data"]["user"]["username"] == "alice"
     assert client.welcome["data"]["auth_required"] is False
     await client.close()
 
 
 async def test_bad_token_header_is_refused_4401(servers):
-    welcome, (frames, code) = await refused(
-        f"{servers[0].url}/ws/", headers={"Authorization": "Token nope"})
+    welcome, (_frames, code) = await refused(
+        f"{servers[0].url}/ws/", headers={"Authorization": "Token nope"}
+    )
     assert welcome["type"] == "rt.error"
     assert welcome["data"]["code"] == "not_authenticated"
     assert code == status.WS_4401_NOT_AUTHENTICATED
 
 
 async def test_deactivated_users_token_is_refused(servers, users):
-    welcome, (frames, code) = await refused(f"{servers[0].url}/ws/",
-                                            headers=token_header(users, "ghost"))
+    welcome, (_frames, code) = await refused(
+        f"{servers[0].url}/ws/", headers=token_header(users, "ghost")
+    )
     assert welcome["data"]["code"] == "not_authenticated"
     assert code == status.WS_4401_NOT_AUTHENTICATED
 
@@ -137,8 +142,10 @@ async def test_ticket_works_once_on_any_process(servers, users):
 
 async def test_ticket_identifies_its_own_user(servers, users):
     ticket = ticket_for(servers[1], users, "bob")
-    client = await Client.open(f"{servers[0].url}/ws/auth/?ticket={ticket}",
-                               headers=token_header(users, "alice") | {})
+    client = await Client.open(
+        f"{servers[0].url}/ws/auth/?ticket={ticket}",
+        headers=token_header(users, "alice") | {},
+    )
     # The session/ticket order puts the ticket before the header: bob, never alice.
     assert client.welcome["data"]["user"]["username"] == "bob"
     await client.close()
@@ -161,27 +168,37 @@ async def test_ticket_endpoint_requires_authentication(servers):
 
 
 async def test_session_cookie_authenticates(servers, e2e_db):
-    key = django_shell(e2e_db, (
-        "from django.contrib.auth.models import User\n"
-        "from django.contrib.sessions.backends.db import SessionStore\n"
-        "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
-        "u = User.objects.get(username='alice')\n"
-        "s = SessionStore()\n"
-        "s[SESSION_KEY] = str(u.pk)\n"
-        "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-        "s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
-        "s.save()\n"
-        "print(s.session_key)\n"))
-    client = await Client.open(f"{servers[0].url}/ws/auth/",
-                               headers={"Cookie": f"sessionid={key}"},
-                               origin="http://allowed.example")
+    key = django_shell(
+        e2e_db,
+        (
+            "from django.contrib.auth.models import User\n"
+            "from django.contrib.sessions.backends.db import SessionStore\n"
+            "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
+            "u = User.objects.get(username='alice')\n"
+            "s = SessionStore()\n"
+            "s[SESSION_KEY] = str(u.pk)\n"
+            "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+            "s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
+            "s.save()\n"
+            "print(s.session_key)\n"
+        ),
+    )
+    client = await Client.open(
+        f"{servers[0].url}/ws/auth/",
+        headers={"Cookie": f"sessionid={key}"},
+        origin="http://allowed.example",
+    )
     assert client.welcome["data"]["user"]["username"] == "alice"
     await client.close()
 
 
 async def test_foreign_origin_is_refused_403(servers):
-    for origin in ("http://evil.example", "null", "http://allowed.example:8080",
-                   "https://allowed.example"):
+    for origin in (
+        "http://evil.example",
+        "null",
+        "http://allowed.example:8080",
+        "https://allowed.example",
+    ):
         with pytest.raises(InvalidStatus) as refused_:
             await Client.open(f"{servers[0].url}/ws/", origin=origin)
         assert refused_.value.response.status_code == 403, origin
@@ -197,15 +214,17 @@ async def test_unknown_route_is_refused_403(servers):
 
 
 async def test_forbidden_at_connect_4403(servers, users):
-    welcome, (_, code) = await refused(f"{servers[0].url}/ws/staff/",
-                                       headers=token_header(users, "bob"))
+    welcome, (_, code) = await refused(
+        f"{servers[0].url}/ws/staff/", headers=token_header(users, "bob")
+    )
     assert welcome["type"] == "rt.welcome"
     # on_connect refused after accept: rt.error forbidden, then 4403.
     client_frames = _
     assert client_frames[-1]["data"]["code"] == "forbidden"
     assert code == status.WS_4403_FORBIDDEN
-    client = await Client.open(f"{servers[0].url}/ws/staff/",
-                               headers=token_header(users, "alice"))
+    client = await Client.open(
+        f"{servers[0].url}/ws/staff/", headers=token_header(users, "alice")
+    )
     assert (await client.request("test.echo", {"text": "x"}))["type"] == "rt.ack"
     await client.close()
 
@@ -223,10 +242,12 @@ async def test_subscribe_permissions(servers, users):
     secret = await bob.request("test.secret")
     assert secret["data"]["code"] == "forbidden"
     await bob.close()
-    alice = await Client.open(f"{servers[0].url}/ws/",
-                              headers=token_header(users, "alice"))
+    alice = await Client.open(
+        f"{servers[0].url}/ws/", headers=token_header(users, "alice")
+    )
     assert (await alice.request("rt.subscribe", {"group": "room.secret"}))[
-        "type"] == "rt.ack"
+        "type"
+    ] == "rt.ack"
     assert (await alice.request("test.secret"))["data"] == {"ok": True}
     await alice.close()
 
@@ -265,9 +286,11 @@ async def test_handler_crash_leaves_no_membership_or_presence(servers, module_re
 
 
 async def test_error_outside_a_handler_closes_4500(servers):
-    welcome, (frames, code) = await refused(f"{servers[0].url}/ws/broken/")
-    assert frames[-1]["data"] == {"code": "server_error",
-                                  "message": "Internal server error."}
+    _welcome, (frames, code) = await refused(f"{servers[0].url}/ws/broken/")
+    assert frames[-1]["data"] == {
+        "code": "server_error",
+        "message": "Internal server error.",
+    }
     assert code == status.WS_4500_SERVER_ERROR
 
 

@@ -163,11 +163,6 @@ async def test_invalid_old_payload_never_reaches_the_group(pair):
     assert (await next_event(new))["data"]["body"] == "valid"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consumers._rt_subscribe replays history text as stored (latest version) "
-    "without downgrading it for the client; patch in the schema report",
-)
 async def test_replayed_events_are_downgraded_for_old_clients(pair):
     old, new = pair
     ack = await old.subscribe(GROUP)
@@ -182,11 +177,6 @@ async def test_replayed_events_are_downgraded_for_old_clients(pair):
     assert (replayed["v"], replayed["data"]) == (1, {"room": "lobby", "text": "missed"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consumers._rt_hello acks min(version, latest) even when no downgrader "
-    "leads there; should use registry.negotiate(); patch in the schema report",
-)
 async def test_hello_ack_leaves_out_events_the_client_cannot_receive():
     comm = RealtimeCommunicator(application, "/ws/versioned/")
     assert (await comm.connect())[0]

@@ -23,11 +23,23 @@ class Client:
         self.pending: list[dict] = []
 
     @classmethod
-    async def open(cls, url: str, *, headers: dict | None = None,
-                   origin: str | None = None, answer_pings: bool = True,
-                   **kw: Any) -> Client:
-        ws = await connect(url, additional_headers=headers, origin=origin,
-                           open_timeout=10, ping_interval=None, **kw)
+    async def open(
+        cls,
+        url: str,
+        *,
+        headers: dict | None = None,
+        origin: str | None = None,
+        answer_pings: bool = True,
+        **kw: Any,
+    ) -> Client:
+        ws = await connect(
+            url,
+            additional_headers=headers,
+            origin=origin,
+            open_timeout=10,
+            ping_interval=None,
+            **kw,
+        )
         client = cls(ws, answer_pings=answer_pings)
         client.welcome = await client.recv()
         return client
@@ -50,8 +62,9 @@ class Client:
             return self.pending.pop(0)
         return await self.recv(timeout)
 
-    async def request(self, type: str, data: Any = None, timeout: float = 5,
-                      **extra: Any) -> dict:
+    async def request(
+        self, type: str, data: Any = None, timeout: float = 5, **extra: Any
+    ) -> dict:
         frame_id = f"c{next(_ids)}"
         await self.send({"type": type, "id": frame_id, "data": data or {}, **extra})
         while True:

@@ -1,0 +1,121 @@
+"""End to end: limits and their close codes on a real daphne process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from realtime import status
+from tests.wsclient import Client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+LIMITS = {
+    "HEARTBEAT_INTERVAL": 0.5,
+    "HEARTBEAT_TIMEOUT": 1.5,
+    "MAX_INVALID_FRAMES": 5,
+    "MAX_PENDING_BYTES": 65536,
+    "RATE": 1000.0,
+    "BURST": 1000,
+}
+
+
+@pytest.fixture(scope="module")
+def server(daphne_module, module_redis):
+    return daphne_module(redis_url=module_redis, **LIMITS)
+
+
+async def test_silent_client_is_closed_4408(server):
+    client = await Client.open(f"{server.url}/ws/", answer_pings=False)
+    started = time.monotonic()
+    frames, code = await client.closed_with(timeout=5)
+    assert code == status.WS_4408_HEARTBEAT_TIMEOUT
+    assert [f["type"] for f in frames[:-1]] == ["rt.ping"] * (len(frames) - 1)
+    assert frames[-1]["data"]["code"] == "heartbeat_timeout"
+    assert 1.4 < time.monotonic() - started < 4
+
+
+async def test_client_answering_pings_stays(server):
+    client = await Client.open(f"{server.url}/ws/", answer_pings=False)
+    started = time.monotonic()
+    pings = 0
+    while pings < 6:  # 6 pings at 0.5 s: twice the 1.5 s timeout
+        frame = await client.recv(timeout=2)
+        assert frame["type"] == "rt.ping"
+        pings += 1
+        await client.send({"type": "rt.pong"})
+    assert time.monotonic() - started > 2.5
+    client.answer_pings = True
+    assert (await client.request("test.echo", {"text": "alive"}))["type"] == "rt.ack"
+    await client.close()
+
+
+async def test_protocol_abuse_closes_4400(server):
+    client = await Client.open(f"{server.url}/ws/")
+    for _ in range(5):
+        await client.ws.send("{not json")
+    frames, code = await client.closed_with()
+    assert [f["data"]["code"] for f in frames] == ["bad_json"] * 5 + ["bad_envelope"]
+    assert code == status.WS_4400_PROTOCOL_ABUSE
+
+
+async def test_slow_reader_is_closed_4507_and_others_keep_receiving(server):
+    # max_queue=1: the client library stops reading the socket after one frame,
+    # like a client whose tab is frozen or whose network is too slow.
+    slow = await Client.open(f"{server.url}/ws/", max_queue=1)
+    await slow.request("rt.subscribe", {"group": "public.burst"})
+    fast = await Client.open(f"{server.url}/ws/")
+    await fast.request("rt.subscribe", {"group": "public.burst"})
+
+    async def read_fast() -> list[int]:
+        return [(await fast.next_event())["data"]["n"] for _ in range(120)]
+
+    reader = asyncio.create_task(read_fast())  # a healthy client reads as it goes
+    sender = await Client.open(f"{server.url}/ws/")
+    text = "x" * 900
+    for n in range(120):  # ~110 KB: past the 64 KiB limit
+        reply = await sender.request(
+            "test.say", {"group": "public.burst", "text": text, "n": n}
+        )
+        assert reply["type"] == "rt.ack"
+    assert await asyncio.wait_for(reader, 10) == list(range(120))
+    frames, code = await slow.closed_with(timeout=10)
+    assert code == status.WS_4507_SLOW_CONSUMER
+    # The server queued rt.error slow_consumer before the close, but a reader this far
+    # behind may lose the unread tail when the server drops the connection.
+    errors = [f["data"]["code"] for f in frames if f["type"] == "rt.error"]
+    assert errors in ([], ["slow_consumer"])
+    delivered = [f["data"]["n"] for f in frames if f["type"] == "test.say"]
+    assert delivered == list(range(len(delivered)))  # in order, no gaps, then cut
+    assert len(delivered) < 120
+    await fast.close()
+    await sender.close()
+
+
+async def test_rate_limit_closes_4429(daphne):
+    server = daphne(RATE=2.0, BURST=2, RATE_LIMIT_CLOSE_AFTER=3)
+    client = await Client.open(f"{server.url}/ws/")
+    for _ in range(6):
+        await client.send({"type": "test.echo", "data": {"text": "flood"}})
+    frames, code = await client.closed_with()
+    codes = [f.get("data", {}).get("code") for f in frames if f["type"] == "rt.error"]
+    assert codes == ["rate_limited"] * 3
+    assert code == status.WS_4429_RATE_LIMITED
+    # Another connection on the same process is unaffected.
+    other = await Client.open(f"{server.url}/ws/")
+    assert (await other.request("test.echo", {"text": "calm"}))["type"] == "rt.ack"
+    await other.close()
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_shutdown_closes_4503(daphne, kind):
+    server = daphne(server=kind)
+    client = await Client.open(f"{server.url}/ws/")
+    server.proc.send_signal(signal.SIGTERM)
+    frames, code = await client.closed_with()
+    assert frames[-1]["data"]["code"] == "shutting_down"
+    assert code == status.WS_4503_SHUTTING_DOWN
+    server.proc.wait(10)
