@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
 from realtime import exceptions as exc
-from realtime import history, presence, status
+from realtime import history, logs, metrics, presence, status
 from realtime.auth import FirstMessageAuthenticator, user_summary
 from realtime.groups import (
     compile_patterns,
@@ -168,7 +168,7 @@ class RealtimeConsumer(AsyncConsumer):
                     type, prepared[1], prepared[0], self.versions[type]
                 )
             except LookupError as error:
-                logger.warning(
+                self.log.warning(
                     "%s not sent to connection %s: %s", type, self.connection_id, error
                 )
                 return
@@ -176,6 +176,7 @@ class RealtimeConsumer(AsyncConsumer):
             frame = {"type": type, "v": prepared[0], "data": prepared[1]}
             if id is not None:
                 frame["id"] = id
+            metrics.frame_out(type)
             await self._send_text(dumps(frame).decode())
 
     # -- ASGI -----------------------------------------------------------------------
@@ -185,6 +186,7 @@ class RealtimeConsumer(AsyncConsumer):
         self.scope = scope
         self.base_send = send
         self.connection_id = uuid.uuid4().hex[:16]
+        self.log = logs.ConnectionLog(logger, self)
         self.user = scope.get("user") or AnonymousUser()
         self.subs: dict[str, Subscription] = {}
         self.versions: dict[str, int] = {}
@@ -210,24 +212,25 @@ class RealtimeConsumer(AsyncConsumer):
                     self.close_code = message.get("code")
                     break
         except Exception:
-            logger.exception("connection %s failed", self.connection_id)
+            self.log.exception("connection %s failed", self.connection_id)
             await self.close(exc.ServerError(), status.WS_4500_SERVER_ERROR)
         finally:
             await self._cleanup()
             try:
                 await self.on_disconnect(self.close_code)
             except Exception:
-                logger.exception("on_disconnect of %s failed", self.connection_id)
+                self.log.exception("on_disconnect of %s failed", self.connection_id)
 
     async def _open(self) -> None:
         now = time.monotonic()
         self.last_recv = now
         self.next_ping = now + realtime_settings.HEARTBEAT_INTERVAL
         self.hub.connections.add(self)
+        metrics.connection_opened(self)
         try:
             user = await self._authenticate()
         except exc.NotAuthenticated as error:
-            logger.info(
+            self.log.info(
                 "connection %s: authentication failed (%s)",
                 self.connection_id,
                 error.detail,
@@ -309,6 +312,7 @@ class RealtimeConsumer(AsyncConsumer):
         if self.closed or self._closing:
             return
         self._closing = True  # the rt.error below must not trigger another close
+        metrics.closing(error, code)
         if error is not None:
             await self._accept()
             await self._send_error(error)
@@ -326,13 +330,16 @@ class RealtimeConsumer(AsyncConsumer):
         self._cleaned = True
         self.closed = True
         self.hub.connections.discard(self)
+        metrics.connection_closed(self)
         for group, sub in list(self.subs.items()):
             try:
                 await self.hub.leave(group, self)
                 if sub.presence:
                     await presence.leave(self, group)
             except Exception:
-                logger.exception("leaving %s for %s failed", group, self.connection_id)
+                self.log.exception(
+                    "leaving %s for %s failed", group, self.connection_id
+                )
         self.subs.clear()
 
     # -- sending --------------------------------------------------------------------
@@ -340,6 +347,7 @@ class RealtimeConsumer(AsyncConsumer):
     async def _send_frame(self, frame: dict) -> None:
         from realtime.notify import dumps
 
+        metrics.frame_out(frame["type"])
         await self._send_text(dumps(frame).decode())
 
     async def _send_text(self, text: str) -> None:
@@ -351,7 +359,7 @@ class RealtimeConsumer(AsyncConsumer):
             return
         pending = self.sent_bytes - self.acked_bytes
         if pending > realtime_settings.MAX_PENDING_BYTES:
-            logger.info(
+            self.log.info(
                 "connection %s: slow consumer (%d bytes unacknowledged)",
                 self.connection_id,
                 pending,
@@ -366,11 +374,13 @@ class RealtimeConsumer(AsyncConsumer):
         # The pong to this ping proves the client read everything sent before it.
         self.ping_bytes = self.sent_bytes
         self._pings.append(self.sent_bytes)
+        metrics.frame_out("rt.ping")
         await self._send_text('{"type":"rt.ping"}')
 
     async def _send_error(
         self, error: exc.RealtimeError, id: str | None = None
     ) -> None:
+        metrics.error(error.code)
         data: dict[str, Any] = {"code": error.code, "message": error.detail}
         if error.errors is not None:
             data["errors"] = error.errors
@@ -447,6 +457,7 @@ class RealtimeConsumer(AsyncConsumer):
                 raise exc.BadJSON() from None
             frame_id = _frame_id(frame)
             type_, v, data = _envelope(frame)
+            metrics.frame_in(type_)
             if type_.startswith("rt."):
                 await self._protocol(type_, frame_id, data)
             elif self.pending_auth:
@@ -456,7 +467,7 @@ class RealtimeConsumer(AsyncConsumer):
         except exc.RealtimeError as error:
             await self._client_error(error, frame_id)
         except Exception:
-            logger.exception("handler error on connection %s", self.connection_id)
+            self.log.exception("handler error on connection %s", self.connection_id)
             await self._send_error(exc.ServerError(), frame_id)
 
     async def _client_error(
@@ -505,7 +516,7 @@ class RealtimeConsumer(AsyncConsumer):
                 clean = registry.get(type_, latest).validate(upgraded)
             except exc.ValidationFailed as error:
                 # Valid old data that upgrades to invalid new data is a server bug.
-                logger.error(
+                self.log.error(
                     "upgrader of %s v%s produced invalid data: %s",
                     type_,
                     spec.version,
@@ -569,6 +580,9 @@ class RealtimeConsumer(AsyncConsumer):
         try:
             user = await authenticator.authenticate_token(data.get("token"))
         except exc.NotAuthenticated as error:
+            self.log.info(
+                "connection %s: rt.auth failed (%s)", self.connection_id, error.detail
+            )
             await self.close(error, status.WS_4401_NOT_AUTHENTICATED)
             return
         self.user = user
@@ -638,6 +652,7 @@ class RealtimeConsumer(AsyncConsumer):
                 "recovered": recovered,
             },
         )
+        metrics.recovery(since, recovered)
         sub.last_seq = seq or 0
         if recovered and since is not None:
             sub.last_seq = since

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from channels.layers import get_channel_layer
 
+from realtime import metrics
+from realtime.backends import registry
 from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
@@ -91,6 +93,7 @@ class Hub:
             self.channel = await self.layer.new_channel()
             self._tasks.append(asyncio.create_task(self._receive_loop()))
         self._tasks.append(asyncio.create_task(self._ticker()))
+        self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
         self._install_shutdown()
 
     def _install_shutdown(self) -> None:
@@ -193,11 +196,12 @@ class Hub:
         members = self.groups.get(event.group)
         if not members:
             return
+        metrics.fanout(event.type, len(members))
         for consumer in tuple(members):
             try:
                 await consumer.deliver(event)
             except Exception:
-                logger.exception("delivery to %s failed", consumer.connection_id)
+                consumer.log.exception("delivery to %s failed", consumer.connection_id)
 
     async def _ticker(self) -> None:
         """Heartbeats, auth deadlines and presence leases for every connection."""
@@ -211,7 +215,7 @@ class Hub:
                 try:
                     await consumer.tick(now)
                 except Exception:
-                    logger.exception("tick of %s failed", consumer.connection_id)
+                    consumer.log.exception("tick of %s failed", consumer.connection_id)
             if now - last_lease >= interval:
                 last_lease = now
                 try:

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils.duration import duration_iso_string
 from django.utils.functional import Promise
 
+from realtime import metrics
 from realtime.exceptions import ValidationFailed
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
@@ -129,6 +130,7 @@ async def publish(
     from realtime.testing import _record
 
     seq = None
+    started = metrics.now()
     if history:
         prefix, suffix = _frame_parts(group, type, data, v)
         seq, _epoch = await get_backend().append(group, prefix, suffix)
@@ -144,6 +146,7 @@ async def publish(
         from realtime.hub import Event, get_hub
 
         await (await get_hub()).dispatch(Event(message))
+    metrics.published(type, started)
     return seq
 
 
@@ -278,6 +281,7 @@ def send_sync(
     """Publish validated ``data`` from sync code; return the seq (or None)."""
     from realtime.fastpath import fast_path
 
+    started = metrics.now()
     sender = fast_path(history=history)
     if sender is None:
         return run_sync(publish(group, type, data, v=v, history=history))
@@ -291,6 +295,7 @@ def send_sync(
         text = _frame(group, type, data, v)
         seq = sender.send(group, type, v, text=text)
     _record(_message(group, type, v, seq, text))
+    metrics.published(type, started)
     return seq
 
 

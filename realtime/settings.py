@@ -63,6 +63,16 @@ DEFAULTS: dict[str, Any] = {
     # None: "raise" when DEBUG is on (and in tests), "log" in production.
     "INVALID_OUTGOING": None,
     "CHANNEL_LAYER": "default",
+    # Seconds between process heartbeats (manage.py realtime_status); a process
+    # is forgotten three beats after its last one.
+    "PROCESS_HEARTBEAT": 10,
+    # Prometheus metrics at ``realtime/metrics/`` (docs/operations.md). Off by
+    # default; when on, a request must come from METRICS_ALLOWED_IPS (addresses or
+    # networks; requests relayed by a proxy never qualify) or carry
+    # ``Authorization: Bearer <METRICS_TOKEN>``.
+    "METRICS_ENABLED": False,
+    "METRICS_ALLOWED_IPS": ["127.0.0.1", "::1"],
+    "METRICS_TOKEN": None,
 }
 
 IMPORT_STRINGS = {

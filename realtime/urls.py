@@ -1,8 +1,13 @@
-"""``path("realtime/", include("realtime.urls"))`` adds the ticket endpoint."""
+"""``path("realtime/", include("realtime.urls"))`` adds the ticket endpoint and the
+Prometheus metrics (off unless REALTIME["METRICS_ENABLED"])."""
 
 from django.urls import path
 
+from realtime.metrics import metrics_view
 from realtime.views import TicketView
 
 app_name = "realtime"
-urlpatterns = [path("ticket/", TicketView.as_view(), name="ticket")]
+urlpatterns = [
+    path("ticket/", TicketView.as_view(), name="ticket"),
+    path("metrics/", metrics_view, name="metrics"),
+]

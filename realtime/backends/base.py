@@ -6,9 +6,13 @@ One backend instance serves a whole process. The memory backend serves one proce
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
+
+# Processes this process knows of (backends without a shared store).
+_local_processes: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 @dataclass
@@ -86,6 +90,20 @@ class BaseBackend(ABC):
     async def status(self) -> dict[str, Any]:
         """A summary for operators (``realtime_status``)."""
         return {}
+
+    async def register_process(
+        self, process_id: str, info: dict[str, Any], ttl: float
+    ) -> None:
+        """Announce a live process (``backends.registry``); forgotten after ``ttl``."""
+        _local_processes[process_id] = (time.time() + ttl, info)
+
+    async def unregister_process(self, process_id: str) -> None:
+        _local_processes.pop(process_id, None)
+
+    async def processes(self) -> list[dict[str, Any]]:
+        """The live processes' latest heartbeats."""
+        now = time.time()
+        return [info for expires, info in _local_processes.values() if expires > now]
 
     async def close(self) -> None:
         """Release connections."""

@@ -252,6 +252,25 @@ class RedisBackend(BaseBackend):
             "presence": presence,
         }
 
+    async def register_process(
+        self, process_id: str, info: dict[str, Any], ttl: float
+    ) -> None:
+        name = f"{self.prefix}:proc:{process_id}"
+        await self.redis.set(name, orjson.dumps(info), px=int(ttl * 1000))
+
+    async def unregister_process(self, process_id: str) -> None:
+        await self.redis.delete(f"{self.prefix}:proc:{process_id}")
+
+    async def processes(self) -> list[dict[str, Any]]:
+        names = [
+            name
+            async for name in self.redis.scan_iter(
+                match=f"{self.prefix}:proc:*", count=500
+            )
+        ]
+        values = await self.redis.mget(names) if names else []
+        return [orjson.loads(value) for value in values if value]
+
     async def close(self) -> None:
         await self.redis.aclose()
 
