@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "realtime",
+    "realtime.inbox",
     "example_project.chat",
 ]
 
@@ -62,6 +63,8 @@ STATIC_ROOT = BASE_DIR.parent / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+USE_TZ = True
 
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:

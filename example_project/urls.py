@@ -7,9 +7,16 @@ from example_project.chat import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("chat/", views.chat, name="chat"),
-    path("api/messages/", views.post_message, name="post-message"),
+    path("chat/<slug:slug>/", views.chat, name="chat-room"),
+    path(
+        "chat/api/rooms/<slug:slug>/messages/",
+        views.messages_api,
+        name="chat-messages",
+    ),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("inbox/", include("realtime.inbox.urls")),
     path("realtime/", include("realtime.urls")),
     path("admin/", admin.site.urls),
 ]

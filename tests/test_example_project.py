@@ -1,0 +1,99 @@
+"""The example project as a newcomer meets it: ``manage.py demo``, plain daphne
+serving static files (WhiteNoise), and Django's checks with DEBUG off."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT, free_port, wait_for_port
+from tests.test_example_browser import example_env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_no_serve_creates_and_prints_users(tmp_path):
+    env = example_env(tmp_path / "demo.sqlite3")
+    out = run(["manage.py", "demo", "--no-serve"], env).stdout
+    for name in ("alice", "bob", "carol"):
+        assert f"{name} / {name}-password" in out
+    assert "in-memory" in out
+    # idempotent: a second run resets passwords, creates nothing twice
+    run(["manage.py", "demo", "--no-serve"], env)
+    code = (
+        "from django.contrib.auth import authenticate\n"
+        "from example_project.chat.models import Message, Room\n"
+        "assert authenticate(username='bob', password='bob-password')\n"
+        "print(Room.objects.count(), Message.objects.count())"
+    )
+    out = run(["manage.py", "shell", "-c", code], env).stdout
+    assert out.splitlines()[-1].split() == ["3", "1"]
+
+
+@pytest.mark.e2e
+def test_plain_daphne_serves_static_files_and_pages(tmp_path):
+    env = example_env(tmp_path / "demo.sqlite3")
+    env["DJANGO_DEBUG"] = "0"
+    run(["manage.py", "demo", "--no-serve"], env)
+    port = free_port()
+    log = (tmp_path / "daphne.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "example_project.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, proc)
+        base = f"http://127.0.0.1:{port}"
+        for path, marker in [
+            ("/static/realtime/realtime.js", b"export class RealtimeClient"),
+            ("/static/chat/app.js", b"new RealtimeClient"),
+            ("/accounts/login/", b"Log in"),
+        ]:
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                assert response.status == 200, path
+                assert marker in response.read(), path
+        # pages need a login
+        with urllib.request.urlopen(base + "/chat/", timeout=10) as response:
+            assert response.url.startswith(base + "/accounts/login/")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_django_checks_pass_with_debug_off(tmp_path):
+    env = example_env(tmp_path / "check.sqlite3")
+    env["DJANGO_DEBUG"] = "0"
+    # The embedded default in production gets exactly one warning: use Redis.
+    done = run(["manage.py", "check"], env)
+    assert "realtime.W002" in done.stderr + done.stdout
+    assert "1 issue" in done.stderr + done.stdout
+    # With Redis configured (checks do not connect): not even a warning.
+    env["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    done = run(["manage.py", "check", "--fail-level", "WARNING"], env)
+    assert "no issues" in done.stdout
+    run(["manage.py", "makemigrations", "--check", "--dry-run"], env)
