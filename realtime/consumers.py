@@ -467,6 +467,7 @@ class RealtimeConsumer(AsyncConsumer):
         except exc.RealtimeError as error:
             await self._client_error(error, frame_id)
         except Exception:
+            _check_nesting(text, frame)
             self.log.exception("handler error on connection %s", self.connection_id)
             await self._send_error(exc.ServerError(), frame_id)
 
@@ -730,6 +731,26 @@ def _envelope(frame: Any) -> tuple[str, int | None, dict]:
             f"frame must be a JSON object, got {type(frame).__name__}"
         )
     type_ = frame.get("type")
+def _check_nesting(text: str, frame: Any) -> None:
+    """Refuse frames nested deeper than MAX_NESTING.
+
+    orjson accepts 1024 levels, but DRF fields, repr() and copies recurse in Python,
+    whose stack a daphne server has only ~900 frames left of: deep data would end as
+    a RecursionError (server_error and a huge logged traceback) instead of bad_json.
+    """
+    limit = realtime_settings.MAX_NESTING
+    if text.count("{") + text.count("[") <= limit:
+        return  # cannot be deeper than the number of openers (C-speed pre-check)
+    containers = (dict, list)
+    stack = [(frame, 1)] if type(frame) in containers else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            raise exc.BadJSON(f"frame is nested deeper than {limit} levels")
+        items = value.values() if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items if type(item) in containers)
+
+
     if not isinstance(type_, str) or not 0 < len(type_) <= 100:
         raise exc.BadEnvelope(
             "type must be a non-empty string of at most 100 characters"

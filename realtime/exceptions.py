@@ -12,6 +12,7 @@
     ├── RateLimited                    rate_limited
     ├── FrameTooLarge                  too_large           (closes 4413)
     ├── ServerError                    server_error
+    │   └── NotifyFailed               notify() could not reach the layer in time
     ├── ShuttingDown                   shutting_down       (closes 4503)
     └── SlowConsumer                   slow_consumer       (closes 4507)
 
@@ -99,6 +100,21 @@ class FrameTooLarge(RealtimeError):
 class ServerError(RealtimeError):
     default_detail = "Internal server error."
     default_code = "server_error"
+
+
+class NotifyFailed(ServerError):
+    """notify() could not publish: the channel layer or Redis failed or timed out.
+
+    ``str()`` gives the reason for logs; a client only ever sees the generic
+    ``server_error`` detail (a handler that notifies lets this propagate).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class ShuttingDown(RealtimeError):

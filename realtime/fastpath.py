@@ -124,10 +124,11 @@ class FastPath:
     """Publishes to one channels-redis layer (core or pubsub) in one round trip."""
 
     def __init__(self, layer: Any, kind: str, host: dict, prefix: str) -> None:
-        from realtime.notify import SEND_TIMEOUT
-
         self.layer, self.kind, self.prefix = layer, kind, prefix
-        pool = _pool(host, SEND_TIMEOUT)
+        # Connect and reply timeouts of half NOTIFY_TIMEOUT each, with redis-py's
+        # single retry on a fresh connection (a pooled socket from before a Redis
+        # restart fails once), keep one notify() near NOTIFY_TIMEOUT at worst.
+        pool = _pool(host, realtime_settings.NOTIFY_TIMEOUT / 2)
         if pool is None:
             raise LookupError("sentinel hosts")
         self.server = _server(pool)

@@ -94,6 +94,8 @@ class Hub:
             self._tasks.append(asyncio.create_task(self._receive_loop()))
         self._tasks.append(asyncio.create_task(self._ticker()))
         self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
+            if hasattr(self.layer, "group_expiry"):
+                self._tasks.append(asyncio.create_task(self._refresh_groups()))
         self._install_shutdown()
 
     def _install_shutdown(self) -> None:
@@ -161,11 +163,13 @@ class Hub:
         async with self._membership:
             members = self.groups.get(group)
             if members is None:
-                members = self.groups[group] = set()
+                # Record the group only once the layer has it: a failed group_add
+                # (Redis down) must not leave a group every later join skips.
                 if self.layer is not None:
                     await self.layer.group_add(group, self.channel)
             members.add(consumer)
 
+                members = self.groups[group] = set()
     async def leave(self, group: str, consumer: RealtimeConsumer) -> None:
         async with self._membership:
             members = self.groups.get(group)
@@ -180,20 +184,52 @@ class Hub:
     async def _receive_loop(self) -> None:
         while True:
             try:
+        failures = 0
                 message = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
+                if failures:
+                    # A Redis that restarted has lost this process's group
+                    # memberships (channels-redis core does not restore them).
+                    await self._rejoin_groups()
+                    logger.warning(
+                        "channel layer is back after %d failed attempts; rejoined "
+                        "%d groups",
+                        failures,
+                        len(self.groups),
+                    )
+                    failures = 0
                 raise
-            except Exception:
-                # A lost Redis connection: keep the process serving; the layer
-                # reconnects, and clients recover gaps from history.
-                logger.exception("channel layer receive failed; retrying")
-                await asyncio.sleep(0.5)
+            except Exception as error:
+                # A lost Redis connection: keep the process serving and retry with
+                # backoff; clients recover gaps from history.
+                if not failures:
+                    logger.exception("channel layer receive failed; retrying")
+                else:
+                    logger.debug("channel layer still failing: %s", error)
+                failures += 1
+                await asyncio.sleep(min(0.25 * failures, 2.0))
                 continue
             if message.get("type") == EVENT:
                 await self.dispatch(Event(message))
 
     async def dispatch(self, event: Event) -> None:
         members = self.groups.get(event.group)
+    async def _rejoin_groups(self) -> None:
+        async with self._membership:
+            for group in tuple(self.groups):
+                await self.layer.group_add(group, self.channel)
+
+    async def _refresh_groups(self) -> None:
+        """Re-add every group well before channels-redis's group_expiry drops it
+        (a group that always has a local member is joined only once)."""
+        interval = min(float(self.layer.group_expiry) / 3, 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._rejoin_groups()
+            except Exception as error:
+                logger.warning("refreshing group memberships failed: %s", error)
+
         if not members:
             return
         metrics.fanout(event.type, len(members))

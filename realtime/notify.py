@@ -29,15 +29,14 @@ from django.utils.duration import duration_iso_string
 from django.utils.functional import Promise
 
 from realtime import metrics
-from realtime.exceptions import ValidationFailed
+from realtime.exceptions import NotifyFailed, ValidationFailed
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
 
-# Upper bound for one sync send (connect + script, or the loop hand-off): a request
-# that notifies must not hang on a dead Redis.
+# Kept for compatibility: the bound is now REALTIME["NOTIFY_TIMEOUT"].
 SEND_TIMEOUT = 5.0
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
@@ -161,12 +160,47 @@ async def anotify(
     """Send event ``type`` to ``group`` from async code; return its seq (or None)."""
     validate_group_name(group)
     prepared = prepare(type, data, v)
+def _send_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # the embedded default runs without redis-py
+        return errors
+    return (*errors, RedisError)
+
+
+def _failed(group: str, type: str, error: BaseException) -> None:
+    """Apply REALTIME["NOTIFY_FAILURE"] to a publish that did not go through."""
+    if isinstance(error, TimeoutError):
+        why = (
+            f"no answer within {realtime_settings.NOTIFY_TIMEOUT}s "
+            "(is the channel layer / Redis reachable?)"
+        )
+    else:
+        why = f"{error.__class__.__name__}: {error}"
+    reason = f"notify({group!r}, {type!r}) failed: {why}"
+    if realtime_settings.NOTIFY_FAILURE == "log":
+        logger.warning("%s (REALTIME['NOTIFY_FAILURE'] is 'log')", reason)
+        return
+    raise NotifyFailed(reason) from error
+
+
+async def _bounded_publish(group: str, type: str, data: Any, **kw: Any) -> int | None:
+    """``publish`` within NOTIFY_TIMEOUT; failures follow NOTIFY_FAILURE."""
+    try:
+        async with asyncio.timeout(realtime_settings.NOTIFY_TIMEOUT):
+            return await publish(group, type, data, **kw)
+    except _send_errors() as error:
+        _failed(group, type, error)
+        return None
+
+
     if prepared is None:
         return None
     version, clean = prepared
     if history is None:
         history = keeps_history(group)
-    return await publish(group, type, clean, v=version, history=history)
+    return await _bounded_publish(group, type, clean, v=version, history=history)
 
 
 def notify(
@@ -268,7 +302,7 @@ async def anotify_user(
         from realtime.inbox.store import store
 
         stored = await database_sync_to_async(store)(user, type, clean, version)
-    await publish(group, type, clean, v=version, history=keeps_history(group))
+    await _bounded_publish(group, type, clean, v=version, history=keeps_history(group))
     return stored
 
 
@@ -278,22 +312,30 @@ async def anotify_user(
 def send_sync(
     group: str, type: str, data: Any, *, v: int | None, history: bool
 ) -> int | None:
-    """Publish validated ``data`` from sync code; return the seq (or None)."""
+    """Publish validated ``data`` from sync code; return the seq (or None).
+
+    Bounded by REALTIME["NOTIFY_TIMEOUT"]: a dead Redis makes this raise
+    ``NotifyFailed`` (or log, per NOTIFY_FAILURE) instead of hanging the request.
+    """
     from realtime.fastpath import fast_path
 
     started = metrics.now()
-    sender = fast_path(history=history)
-    if sender is None:
-        return run_sync(publish(group, type, data, v=v, history=history))
+    try:
+        sender = fast_path(history=history)
+        if sender is None:
+            return run_sync(publish(group, type, data, v=v, history=history))
+        if history:
+            prefix, suffix = _frame_parts(group, type, data, v)
+            seq = sender.send(group, type, v, prefix=prefix, suffix=suffix)
+            text = f"{prefix}{seq}{suffix}"
+        else:
+            text = _frame(group, type, data, v)
+            seq = sender.send(group, type, v, text=text)
+    except _send_errors() as error:
+        _failed(group, type, error)
+        return None
     from realtime.testing import _record
 
-    if history:
-        prefix, suffix = _frame_parts(group, type, data, v)
-        seq = sender.send(group, type, v, prefix=prefix, suffix=suffix)
-        text = f"{prefix}{seq}{suffix}"
-    else:
-        text = _frame(group, type, data, v)
-        seq = sender.send(group, type, v, text=text)
     _record(_message(group, type, v, seq, text))
     metrics.published(type, started)
     return seq
@@ -321,8 +363,13 @@ def _uses_process_local_layer() -> bool:
     return "channels_redis" not in layer.get("BACKEND", "")
 
 
-def run_sync(coro: Coroutine[Any, Any, Any], timeout: float = SEND_TIMEOUT) -> Any:
-    """Run ``coro`` on a long-lived loop from sync code and return its result."""
+def run_sync(coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+    """Run ``coro`` on a long-lived loop from sync code and return its result.
+
+    Raises TimeoutError after ``timeout`` seconds (default: NOTIFY_TIMEOUT).
+    """
+    if timeout is None:
+        timeout = realtime_settings.NOTIFY_TIMEOUT
     loop = None
     if _uses_process_local_layer():
         # The in-memory layer and memory backend live on the server's loop.

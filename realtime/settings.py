@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     # Close with 4408 when nothing arrived from the client for this long.
     "HEARTBEAT_TIMEOUT": 60,
     "MAX_FRAME_BYTES": 64 * 1024,
+    # Deeper JSON nesting is bad_json (Python code that walks data recurses).
+    "MAX_NESTING": 64,
     # Token bucket per connection: RATE frames per second, BURST at once.
     "RATE": 20.0,
     "BURST": 40,
@@ -65,6 +67,12 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_LAYER": "default",
     # Seconds between process heartbeats (manage.py realtime_status); a process
     # is forgotten three beats after its last one.
+    # Upper bound, in seconds, for one notify() when the layer or Redis is down or
+    # slow; past it notify() raises NotifyFailed (or logs, see NOTIFY_FAILURE).
+    "NOTIFY_TIMEOUT": 5.0,
+    # What notify() does when publishing fails: "raise" NotifyFailed or "log" and
+    # return None. Persisted notifications are stored before either happens.
+    "NOTIFY_FAILURE": "raise",
     "PROCESS_HEARTBEAT": 10,
     # Prometheus metrics at ``realtime/metrics/`` (docs/operations.md). Off by
     # default; when on, a request must come from METRICS_ALLOWED_IPS (addresses or
