@@ -455,6 +455,7 @@ class RealtimeConsumer(AsyncConsumer):
                 frame = orjson.loads(text)
             except orjson.JSONDecodeError:
                 raise exc.BadJSON() from None
+            _check_nesting(text, frame)
             frame_id = _frame_id(frame)
             type_, v, data = _envelope(frame)
             metrics.frame_in(type_)
@@ -467,7 +468,6 @@ class RealtimeConsumer(AsyncConsumer):
         except exc.RealtimeError as error:
             await self._client_error(error, frame_id)
         except Exception:
-            _check_nesting(text, frame)
             self.log.exception("handler error on connection %s", self.connection_id)
             await self._send_error(exc.ServerError(), frame_id)
 
@@ -717,20 +717,6 @@ def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:
 _AUTH_FIRST = exc.RealtimeError("Send rt.auth first.", code="not_authenticated")
 
 
-def _frame_id(frame: Any) -> str | None:
-    if isinstance(frame, dict):
-        frame_id = frame.get("id")
-        if isinstance(frame_id, str) and 0 < len(frame_id) <= 128:
-            return frame_id
-    return None
-
-
-def _envelope(frame: Any) -> tuple[str, int | None, dict]:
-    if not isinstance(frame, dict):
-        raise exc.BadEnvelope(
-            f"frame must be a JSON object, got {type(frame).__name__}"
-        )
-    type_ = frame.get("type")
 def _check_nesting(text: str, frame: Any) -> None:
     """Refuse frames nested deeper than MAX_NESTING.
 
@@ -751,6 +737,20 @@ def _check_nesting(text: str, frame: Any) -> None:
         stack.extend((item, depth + 1) for item in items if type(item) in containers)
 
 
+def _frame_id(frame: Any) -> str | None:
+    if isinstance(frame, dict):
+        frame_id = frame.get("id")
+        if isinstance(frame_id, str) and 0 < len(frame_id) <= 128:
+            return frame_id
+    return None
+
+
+def _envelope(frame: Any) -> tuple[str, int | None, dict]:
+    if not isinstance(frame, dict):
+        raise exc.BadEnvelope(
+            f"frame must be a JSON object, got {type(frame).__name__}"
+        )
+    type_ = frame.get("type")
     if not isinstance(type_, str) or not 0 < len(type_) <= 100:
         raise exc.BadEnvelope(
             "type must be a non-empty string of at most 100 characters"

@@ -92,10 +92,10 @@ class Hub:
         if self.layer is not None:
             self.channel = await self.layer.new_channel()
             self._tasks.append(asyncio.create_task(self._receive_loop()))
-        self._tasks.append(asyncio.create_task(self._ticker()))
-        self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
             if hasattr(self.layer, "group_expiry"):
                 self._tasks.append(asyncio.create_task(self._refresh_groups()))
+        self._tasks.append(asyncio.create_task(self._ticker()))
+        self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
         self._install_shutdown()
 
     def _install_shutdown(self) -> None:
@@ -167,9 +167,9 @@ class Hub:
                 # (Redis down) must not leave a group every later join skips.
                 if self.layer is not None:
                     await self.layer.group_add(group, self.channel)
+                members = self.groups[group] = set()
             members.add(consumer)
 
-                members = self.groups[group] = set()
     async def leave(self, group: str, consumer: RealtimeConsumer) -> None:
         async with self._membership:
             members = self.groups.get(group)
@@ -182,11 +182,9 @@ class Hub:
                     await self.layer.group_discard(group, self.channel)
 
     async def _receive_loop(self) -> None:
+        failures = 0
         while True:
             try:
-        failures = 0
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
                 if failures:
                     # A Redis that restarted has lost this process's group
                     # memberships (channels-redis core does not restore them).
@@ -198,6 +196,8 @@ class Hub:
                         len(self.groups),
                     )
                     failures = 0
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
                 raise
             except Exception as error:
                 # A lost Redis connection: keep the process serving and retry with
@@ -212,8 +212,6 @@ class Hub:
             if message.get("type") == EVENT:
                 await self.dispatch(Event(message))
 
-    async def dispatch(self, event: Event) -> None:
-        members = self.groups.get(event.group)
     async def _rejoin_groups(self) -> None:
         async with self._membership:
             for group in tuple(self.groups):
@@ -230,6 +228,8 @@ class Hub:
             except Exception as error:
                 logger.warning("refreshing group memberships failed: %s", error)
 
+    async def dispatch(self, event: Event) -> None:
+        members = self.groups.get(event.group)
         if not members:
             return
         metrics.fanout(event.type, len(members))

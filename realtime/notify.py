@@ -149,17 +149,6 @@ async def publish(
     return seq
 
 
-async def anotify(
-    group: str,
-    type: str,
-    data: Any = None,
-    *,
-    v: int | None = None,
-    history: bool | None = None,
-) -> int | None:
-    """Send event ``type`` to ``group`` from async code; return its seq (or None)."""
-    validate_group_name(group)
-    prepared = prepare(type, data, v)
 def _send_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
     try:
@@ -195,6 +184,17 @@ async def _bounded_publish(group: str, type: str, data: Any, **kw: Any) -> int |
         return None
 
 
+async def anotify(
+    group: str,
+    type: str,
+    data: Any = None,
+    *,
+    v: int | None = None,
+    history: bool | None = None,
+) -> int | None:
+    """Send event ``type`` to ``group`` from async code; return its seq (or None)."""
+    validate_group_name(group)
+    prepared = prepare(type, data, v)
     if prepared is None:
         return None
     version, clean = prepared

@@ -64,15 +64,15 @@ DEFAULTS: dict[str, Any] = {
     # What notify() does with a payload that fails validation: "raise" or "log".
     # None: "raise" when DEBUG is on (and in tests), "log" in production.
     "INVALID_OUTGOING": None,
-    "CHANNEL_LAYER": "default",
-    # Seconds between process heartbeats (manage.py realtime_status); a process
-    # is forgotten three beats after its last one.
     # Upper bound, in seconds, for one notify() when the layer or Redis is down or
     # slow; past it notify() raises NotifyFailed (or logs, see NOTIFY_FAILURE).
     "NOTIFY_TIMEOUT": 5.0,
     # What notify() does when publishing fails: "raise" NotifyFailed or "log" and
     # return None. Persisted notifications are stored before either happens.
     "NOTIFY_FAILURE": "raise",
+    "CHANNEL_LAYER": "default",
+    # Seconds between process heartbeats (manage.py realtime_status); a process
+    # is forgotten three beats after its last one.
     "PROCESS_HEARTBEAT": 10,
     # Prometheus metrics at ``realtime/metrics/`` (docs/operations.md). Off by
     # default; when on, a request must come from METRICS_ALLOWED_IPS (addresses or
