@@ -11,7 +11,7 @@ import logging
 import time
 
 import realtime
-from example_project.chat.metrics import PROCESS, STARTED, counters
+from example_project.chat.metrics import PROCESS, STARTED, counters, library_figures
 
 logger = logging.getLogger(__name__)
 GROUP = "dashboard"
@@ -33,11 +33,22 @@ def viewer_left() -> None:
 
 async def _push_loop() -> None:
     loop = asyncio.get_running_loop()
+    figures = library_figures()
     last_messages, last_at = counters.messages, loop.time()
+    last_deliveries = figures["deliveries"] if figures else 0
     next_at = loop.time()
     while counters.viewers > 0:
         now = loop.time()
-        rate = (counters.messages - last_messages) / max(now - last_at, 1e-3)
+        elapsed = max(now - last_at, 1e-3)
+        rate = (counters.messages - last_messages) / elapsed
+        # realtime.metrics (prometheus-client) when installed, else our own counter.
+        figures = library_figures()
+        connections = counters.connections
+        deliveries_rate = 0.0
+        if figures is not None:
+            connections = int(figures["connections"])
+            deliveries_rate = (figures["deliveries"] - last_deliveries) / elapsed
+            last_deliveries = figures["deliveries"]
         last_messages, last_at = counters.messages, now
         try:
             await realtime.anotify(
@@ -46,10 +57,11 @@ async def _push_loop() -> None:
                 {
                     "process": PROCESS,
                     "at": time.time(),
-                    "connections": counters.connections,
+                    "connections": connections,
                     "viewers": counters.viewers,
                     "messages": counters.messages,
                     "messages_per_second": round(rate, 2),
+                    "deliveries_per_second": round(max(deliveries_rate, 0.0), 2),
                     "uptime": round(time.monotonic() - STARTED, 1),
                 },
                 history=False,

@@ -57,4 +57,6 @@ class DashboardTick(serializers.Serializer):
     viewers = serializers.IntegerField(min_value=0)
     messages = serializers.IntegerField(min_value=0)
     messages_per_second = serializers.FloatField(min_value=0)
+    # Frames handed to sockets (realtime.metrics, when prometheus-client is installed).
+    deliveries_per_second = serializers.FloatField(min_value=0, required=False)
     uptime = serializers.FloatField(min_value=0)

@@ -18,3 +18,27 @@ class Counters:
 
 
 counters = Counters()
+
+
+def library_figures() -> dict | None:
+    """realtime's own Prometheus metrics for this process, when prometheus-client is
+    installed (``realtime.metrics.enabled``); None otherwise."""
+    try:
+        from realtime import metrics
+    except ImportError:
+        return None
+    if not getattr(metrics, "enabled", False):
+        return None
+    return {
+        "connections": _total(metrics.CONNECTIONS_OPEN, "realtime_connections_open"),
+        "deliveries": _total(metrics.DELIVERIES, "realtime_deliveries_total"),
+    }
+
+
+def _total(metric, sample_name: str) -> float:
+    return sum(
+        sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name == sample_name
+    )

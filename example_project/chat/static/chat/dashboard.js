@@ -85,7 +85,7 @@ function renderFigures() {
   document.getElementById("f-processes").textContent = list.length;
   document.getElementById("procs").replaceChildren(
     ...list.sort((a, b) => a.process.localeCompare(b.process)).map((t) =>
-      el("tr", {}, ...[t.process, t.connections, t.viewers, t.messages, t.messages_per_second.toFixed(1), duration(t.uptime)].map((v) => el("td", {}, String(v)))),
+      el("tr", {}, ...[t.process, t.connections, t.viewers, t.messages, t.messages_per_second.toFixed(1), (t.deliveries_per_second ?? 0).toFixed(1), duration(t.uptime)].map((v) => el("td", {}, String(v)))),
     ),
   );
 }
