@@ -219,14 +219,31 @@ def closing(error: Any, code: int) -> None:
         AUTH_FAILURES.labels(auth_reason(getattr(error, "detail", "") or "")).inc()
 
 
+def _child(metric: Any, cache: dict[str, Any], type_: str) -> Any:
+    # labels() costs a few microseconds; a cached child is one locked add. Only
+    # known types are cached, so the cache is as bounded as the labels.
+    child = cache.get(type_)
+    if child is None:
+        label = type_label(type_)
+        child = metric.labels(label)
+        if label != "other":
+            cache[type_] = child
+    return child
+
+
+_in_children: dict[str, Any] = {}
+_out_children: dict[str, Any] = {}
+_notify_children: dict[str, Any] = {}
+
+
 def frame_in(type_: str) -> None:
     if enabled:
-        FRAMES_IN.labels(type_label(type_)).inc()
+        _child(FRAMES_IN, _in_children, type_).inc()
 
 
 def frame_out(type_: str, count: int = 1) -> None:
     if enabled:
-        FRAMES_OUT.labels(type_label(type_)).inc(count)
+        _child(FRAMES_OUT, _out_children, type_).inc(count)
 
 
 def error(code: str) -> None:
@@ -238,7 +255,7 @@ def published(type_: str, started: float) -> None:
     """One event published; ``started`` is the ``time.perf_counter()`` before it."""
     if enabled:
         NOTIFY_SECONDS.observe(time.perf_counter() - started)
-        NOTIFY.labels(type_label(type_)).inc()
+        _child(NOTIFY, _notify_children, type_).inc()
         if type_ == "rt.presence.join":
             PRESENCE.labels("join").inc()
         elif type_ == "rt.presence.leave":
@@ -250,7 +267,7 @@ def fanout(type_: str, sockets: int) -> None:
     if enabled:
         DISPATCHES.inc()
         DELIVERIES.inc(sockets)
-        FRAMES_OUT.labels(type_label(type_)).inc(sockets)
+        _child(FRAMES_OUT, _out_children, type_).inc(sockets)
 
 
 def recovery(since: int | None, recovered: bool) -> None:
