@@ -9,12 +9,14 @@ A client's ``type`` is only ever looked up in the handler table built from
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
+import types
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -22,8 +24,8 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
+from realtime import ephemeral, history, logs, metrics, presence, status
 from realtime import exceptions as exc
-from realtime import history, logs, metrics, presence, status
 from realtime.auth import FirstMessageAuthenticator, user_summary
 from realtime.groups import (
     compile_patterns,
@@ -102,8 +104,14 @@ class RealtimeConsumer(AsyncConsumer):
     permission_classes: list | None = None
     #: Group patterns a client may join, each with its permission classes.
     subscriptions: dict[str, list] = {}
+    #: Client events relayed to a group the sender is subscribed to (typing
+    #: indicators): event type -> permission classes. No history, no echo.
+    ephemeral_events: dict[str, list] = {}
 
     _handlers: dict[str, tuple[str, list | None]] = {}
+    # Set while a send waits on the server's flow control (see _write).
+    _writer: asyncio.Future | None = None
+    _outbox: deque[dict] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,6 +129,15 @@ class RealtimeConsumer(AsyncConsumer):
     async def on_connect(self) -> None:
         """Called once the connection is accepted and authenticated. Raise
         PermissionDenied to close it with 4403."""
+
+    @property
+    def presence_groups(self) -> list[str]:
+        """Groups where this connection is listed in presence (leases to renew)."""
+        return [group for group, sub in self.subs.items() if sub.presence]
+
+    def get_presence_meta(self) -> dict[str, Any]:
+        """Return extra fields listed with this user in presence (e.g. an avatar)."""
+        return {}
 
     async def on_disconnect(self, code: int | None) -> None:
         """Called after the connection closed and its subscriptions were dropped."""
@@ -351,24 +368,78 @@ class RealtimeConsumer(AsyncConsumer):
         await self._send_text(dumps(frame).decode())
 
     async def _send_text(self, text: str) -> None:
+        if self._write(text):
+            await self._slow_consumer()
+        if self._writer is not None:
+            # Replies and replays wait until their frame has left: backpressure on
+            # this connection's own task, never on the hub's fan-out.
+            await asyncio.shield(self._writer)
+
+    def _write(self, text: str, message: dict | None = None) -> bool:
+        """Hand ``text`` to the server now, in order; True when the client is too slow.
+
+        The server's send is started by hand: daphne's never suspends, so a frame
+        costs no task and no event-loop turn. One that does suspend (uvicorn under
+        flow control) is finished by a writer task, and later frames queue behind
+        it, so one slow socket never holds up the fan-out to the others. Queued
+        bytes count as unacknowledged, so MAX_PENDING_BYTES bounds the queue.
+        """
         if self.closed:
-            return
+            return False
         self.sent_bytes += len(text)
-        await self.base_send({"type": "websocket.send", "text": text})
+        if message is None:
+            message = {"type": "websocket.send", "text": text}
+        if self._writer is None:
+            send = self.base_send(message)
+            try:
+                waiting = send.send(None)
+            except StopIteration:
+                pass
+            except AttributeError:  # an awaitable that is not a coroutine
+                self._start_writer(_awaited(send), None)
+            else:
+                self._start_writer(send, waiting)
+        else:
+            self._outbox.append(message)
         if self._closing:
-            return
-        pending = self.sent_bytes - self.acked_bytes
-        if pending > realtime_settings.MAX_PENDING_BYTES:
-            self.log.info(
-                "connection %s: slow consumer (%d bytes unacknowledged)",
-                self.connection_id,
-                pending,
-            )
-            await self.close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
-        elif (
-            self.sent_bytes - self.ping_bytes > realtime_settings.MAX_PENDING_BYTES // 4
-        ):
-            await self._ping()
+            return False
+        limit = realtime_settings.MAX_PENDING_BYTES
+        if self.sent_bytes - self.acked_bytes > limit:
+            return True
+        if self.sent_bytes - self.ping_bytes > limit // 4:
+            # The pong to this ping proves the client read everything sent before it.
+            self.ping_bytes = self.sent_bytes
+            self._pings.append(self.sent_bytes)
+            metrics.frame_out("rt.ping")
+            return self._write(_PING)
+        return False
+
+    def _start_writer(self, send: Coroutine, waiting: Any) -> None:
+        self._outbox = deque()
+        self._writer = asyncio.ensure_future(self._drain(send, waiting))
+
+    async def _drain(self, send: Coroutine, waiting: Any) -> None:
+        """Finish a send that waited on flow control, then the frames behind it."""
+        try:
+            await _resume(send, waiting)
+            while self._outbox:
+                await self.base_send(self._outbox.popleft())
+        except Exception as error:
+            # The socket went away mid-send; the server reports the disconnect.
+            self.log.info("connection %s: send failed: %r", self.connection_id, error)
+        finally:
+            self._writer = self._outbox = None
+
+    async def _slow_consumer(self) -> None:
+        self.log.info(
+            "connection %s: slow consumer (%d bytes unacknowledged)",
+            self.connection_id,
+            self.sent_bytes - self.acked_bytes,
+        )
+        if self._outbox:
+            # Dropped, not sent: the client is closed and recovers them from history.
+            self._outbox.clear()
+        await self.close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
 
     async def _ping(self) -> None:
         # The pong to this ping proves the client read everything sent before it.
@@ -394,9 +465,13 @@ class RealtimeConsumer(AsyncConsumer):
             await self._send_frame({"type": "rt.ack", "id": id, "data": data})
 
     async def deliver(self, event: Event) -> None:
-        """Write a group event to this socket (called by the hub)."""
+        """Write a group event to this socket."""
+        self.push(event)
+
+    def push(self, event: Event) -> None:
+        """Write a group event to this socket without waiting (called by the hub)."""
         sub = self.subs.get(event.group)
-        if sub is None:
+        if sub is None or event.exclude == self.connection_id:
             return
         if sub.buffer is not None:
             sub.buffer.append(event)
@@ -405,13 +480,16 @@ class RealtimeConsumer(AsyncConsumer):
             if event.seq <= sub.last_seq:
                 return  # already delivered (replay and live overlap)
             sub.last_seq = event.seq
-        text = (
-            event.text_for(self.versions.get(event.type))
-            if self.versions
-            else event.text
-        )
-        if text is not None:
-            await self._send_text(text)
+        if self.versions:
+            text = event.text_for(self.versions.get(event.type))
+            if text is None:
+                return
+            message = None
+        else:
+            # One ASGI message per event per process: servers only read it.
+            text, message = event.text, event.message
+        if self._write(text, message):
+            _background(self._slow_consumer())
 
     async def tick(self, now: float) -> None:
         """Deadlines and heartbeat, called about once a second by the hub."""
@@ -463,6 +541,10 @@ class RealtimeConsumer(AsyncConsumer):
                 await self._protocol(type_, frame_id, data)
             elif self.pending_auth:
                 raise _AUTH_FIRST
+            elif type_ in self.ephemeral_events:
+                await ephemeral.relay(
+                    self, type_, v, frame_id, frame.get("group"), data
+                )
             else:
                 await self._application(type_, v, frame_id, data)
         except exc.RealtimeError as error:
@@ -711,6 +793,32 @@ def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:
         }
     )
     return event.text_for(versions.get(frame["type"]))
+
+
+_PING = '{"type":"rt.ping"}'
+_tasks: set[asyncio.Future] = set()
+
+
+def _background(coro: Coroutine) -> None:
+    # The loop keeps only weak references to tasks: hold them until they finish.
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+@types.coroutine
+def _resume(send: Coroutine, waiting: Any) -> Any:
+    """Continue a coroutine that was started by hand and suspended on ``waiting``."""
+    try:
+        yield waiting
+    except BaseException:
+        send.close()
+        raise
+    return (yield from send)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 # Not the NotAuthenticated exception: that one closes with 4401, this only refuses.

@@ -35,7 +35,7 @@ EVENT = "rt.event"
 class Event:
     """One event as the hub received it; variants for older clients are cached."""
 
-    __slots__ = ("_variants", "group", "seq", "text", "type", "v")
+    __slots__ = ("_variants", "exclude", "group", "message", "seq", "text", "type", "v")
 
     def __init__(self, message: dict[str, Any]) -> None:
         self.group: str = message["group"]
@@ -43,6 +43,10 @@ class Event:
         self.v: int | None = message.get("v")
         self.seq: int | None = message.get("seq")
         self.text: str = message["text"]
+        # The ASGI message every local socket is sent (servers do not mutate it).
+        self.message = {"type": "websocket.send", "text": self.text}
+        # The sender of an ephemeral client event does not get its own echo.
+        self.exclude: str | None = message.get("exclude")
         self._variants: dict[int, str | None] | None = None
 
     def text_for(self, version: int | None) -> str | None:
@@ -233,9 +237,11 @@ class Hub:
         if not members:
             return
         metrics.fanout(event.type, len(members))
+        # push() never waits: a socket whose send suspends gets a writer task of
+        # its own, so the loop over the others goes on.
         for consumer in tuple(members):
             try:
-                await consumer.deliver(event)
+                consumer.push(event)
             except Exception:
                 consumer.log.exception("delivery to %s failed", consumer.connection_id)
 

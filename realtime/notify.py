@@ -122,9 +122,18 @@ def _message(group: str, type: str, v: int | None, seq: int | None, text: str) -
 
 
 async def publish(
-    group: str, type: str, data: Any, *, v: int | None = None, history: bool
+    group: str,
+    type: str,
+    data: Any,
+    *,
+    v: int | None = None,
+    history: bool,
+    exclude: str | None = None,
 ) -> int | None:
-    """Encode once and send to every process subscribed to ``group``; return the seq."""
+    """Encode once and send to every process subscribed to ``group``; return the seq.
+
+    ``exclude`` is a connection id that must not receive the event (its sender).
+    """
     from realtime.backends import get_backend
     from realtime.testing import _record
 
@@ -137,6 +146,8 @@ async def publish(
     else:
         text = _frame(group, type, data, v)
     message = _message(group, type, v, seq, text)
+    if exclude is not None:
+        message["exclude"] = exclude
     _record(message)
     layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
     if layer is not None:

@@ -31,7 +31,11 @@ def tracks_presence(group: str) -> bool:
 def member_of(consumer: RealtimeConsumer) -> dict[str, Any] | None:
     from realtime.auth import user_summary
 
-    return user_summary(consumer.user)
+    summary = user_summary(consumer.user)
+    if summary is not None:
+        # Meta first: the id and username a client relies on cannot be overridden.
+        summary = {**consumer.get_presence_meta(), **summary}
+    return summary
 
 
 def user_key(consumer: RealtimeConsumer) -> str:
@@ -71,3 +75,15 @@ async def state(group: str) -> dict[str, Any]:
         "anonymous": found.anonymous,
         "connections": found.connections,
     }
+
+
+async def amembers(group: str) -> list[dict[str, Any]]:
+    """The users present in ``group``, across every process (async)."""
+    return (await get_backend().presence_state(group)).members
+
+
+def members(group: str) -> list[dict[str, Any]]:
+    """The users present in ``group``, across every process (for views)."""
+    from realtime.notify import run_sync
+
+    return run_sync(amembers(group))

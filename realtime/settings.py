@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # This many bad frames (any rt.error caused by the client) close with 4400.
     "MAX_INVALID_FRAMES": 20,
     "MAX_SUBSCRIPTIONS": 100,
+    # Ephemeral client events (typing indicators) have a token bucket of their own.
+    "EPHEMERAL_RATE": 2.0,
+    "EPHEMERAL_BURST": 5,
     # Bytes sent but not yet acknowledged by the client (rt.pong) before 4507.
     "MAX_PENDING_BYTES": 1024 * 1024,
     "BACKEND": None,  # None: Redis when the channel layer is channels-redis

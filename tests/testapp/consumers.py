@@ -21,6 +21,10 @@ class EchoConsumer(RealtimeConsumer):
         "room.{room_id}": [IsRoomMember],
         "public.{name}": [],
     }
+    ephemeral_events = {"test.typing": []}
+
+    def get_presence_meta(self):
+        return {"color": "teal", "id": "spoofed"} if self.user.is_authenticated else {}
 
     @realtime.handler("test.echo")
     async def echo(self, message):

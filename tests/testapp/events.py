@@ -83,3 +83,8 @@ class PollV2(serializers.Serializer):
 @realtime.upgrader("test.poll", from_version=1)
 def poll_v1_to_v2(data):
     return {**data, "options": ["yes", "no"]}
+
+
+@realtime.event("test.typing", direction="both")
+class Typing(serializers.Serializer):
+    typing = serializers.BooleanField()

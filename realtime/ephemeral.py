@@ -1,0 +1,76 @@
+"""Ephemeral client events: typing indicators and the like.
+
+A consumer lists event types in ``ephemeral_events``; a client sends one with the
+target group in the envelope (``{"type": "chat.typing", "group": "room.1", "data":
+{...}}``). The server checks the sender is subscribed to that group and allowed to
+send, validates ``data``, stamps ``data.user`` with the sender (so it cannot be
+forged), and relays it to the group's other members: no history, no echo, and a
+rate limit of its own so typing bursts never eat into the frame budget.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from realtime import exceptions as exc
+from realtime.auth import user_summary
+from realtime.groups import validate_group_name
+from realtime.permissions import call_check
+from realtime.schema import registry
+from realtime.settings import realtime_settings
+from realtime.throttling import TokenBucket
+
+if TYPE_CHECKING:
+    from realtime.consumers import RealtimeConsumer
+
+
+async def relay(
+    consumer: RealtimeConsumer,
+    type_: str,
+    v: int | None,
+    frame_id: str | None,
+    group: Any,
+    data: dict,
+) -> None:
+    """Validate an ephemeral event from ``consumer`` and relay it to ``group``."""
+    from realtime.consumers import Message
+    from realtime.notify import publish
+
+    group = validate_group_name(group)
+    if group not in consumer.subs or group == _own_group(consumer):
+        raise exc.PermissionDenied(f"subscribe to {group!r} before sending to it")
+    spec = registry.get(type_, v)
+    if not spec.accepts_from_client():
+        raise exc.UnknownType(f"{type_!r} is not accepted from clients")
+    clean = spec.validate(data)
+    message = Message(type_, spec.version, frame_id, clean, consumer)
+    for permission_class in consumer.ephemeral_events[type_] or ():
+        permission = permission_class()
+        if not await call_check(permission.has_message_permission, consumer, message):
+            raise exc.PermissionDenied(permission.message)
+    bucket = consumer.__dict__.get("_ephemeral_bucket")
+    if bucket is None:
+        bucket = consumer._ephemeral_bucket = TokenBucket(
+            realtime_settings.EPHEMERAL_RATE, realtime_settings.EPHEMERAL_BURST
+        )
+    if not bucket.allow():
+        raise exc.RateLimited("too many ephemeral events; slow down")
+    # Relay what the client sent once it is known valid (validated_data would turn
+    # e.g. dates into objects), with the sender stamped by the server.
+    payload = {**data, "user": user_summary(consumer.user)}
+    await publish(
+        group,
+        type_,
+        payload,
+        v=spec.version,
+        history=False,
+        exclude=consumer.connection_id,
+    )
+    if frame_id is not None:
+        await consumer._ack(frame_id, {})
+
+
+def _own_group(consumer: RealtimeConsumer) -> str | None:
+    from realtime.groups import user_group
+
+    return user_group(consumer.user) if consumer.user.is_authenticated else None
