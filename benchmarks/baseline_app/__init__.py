@@ -1,0 +1,1 @@
+"""The baseline in fanout.py: plain Channels, one layer channel per socket."""

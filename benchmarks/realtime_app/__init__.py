@@ -1,0 +1,1 @@
+"""The app under test in fanout.py: a RealtimeConsumer on channels-redis."""

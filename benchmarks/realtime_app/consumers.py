@@ -1,0 +1,7 @@
+from realtime.consumers import RealtimeConsumer
+
+
+class BenchConsumer(RealtimeConsumer):
+    """Anonymous clients may join any ``bench.*`` group."""
+
+    subscriptions = {"bench.{name}": []}
