@@ -24,7 +24,7 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from realtime import ephemeral, history, logs, metrics, presence, status
+from realtime import ephemeral, history, logs, metrics, presence, status, wire
 from realtime import exceptions as exc
 from realtime.auth import FirstMessageAuthenticator, user_summary
 from realtime.groups import (
@@ -112,6 +112,8 @@ class RealtimeConsumer(AsyncConsumer):
     # Set while a send waits on the server's flow control (see _write).
     _writer: asyncio.Future | None = None
     _outbox: deque[dict] | None = None
+    # daphne's frame writer (see realtime.wire): False until looked up, None if none.
+    _direct: Callable[[bytes], bool] | bool | None = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -129,6 +131,16 @@ class RealtimeConsumer(AsyncConsumer):
     async def on_connect(self) -> None:
         """Called once the connection is accepted and authenticated. Raise
         PermissionDenied to close it with 4403."""
+
+    def is_subscribed(self, group: str) -> bool:
+        """Return True if this connection is subscribed to ``group``."""
+        return group in self.subs
+
+    async def on_subscribe(self, group: str) -> None:
+        """Called after the connection joined ``group`` (ack and replay sent)."""
+
+    async def on_unsubscribe(self, group: str) -> None:
+        """Called after the connection left ``group`` (also when it closes)."""
 
     @property
     def presence_groups(self) -> list[str]:
@@ -348,11 +360,14 @@ class RealtimeConsumer(AsyncConsumer):
         self.closed = True
         self.hub.connections.discard(self)
         metrics.connection_closed(self)
+        own = user_group(self.user) if self.user.is_authenticated else None
         for group, sub in list(self.subs.items()):
             try:
                 await self.hub.leave(group, self)
                 if sub.presence:
                     await presence.leave(self, group)
+                if group != own:
+                    await self.on_unsubscribe(group)
             except Exception:
                 self.log.exception(
                     "leaving %s for %s failed", group, self.connection_id
@@ -375,7 +390,9 @@ class RealtimeConsumer(AsyncConsumer):
             # this connection's own task, never on the hub's fan-out.
             await asyncio.shield(self._writer)
 
-    def _write(self, text: str, message: dict | None = None) -> bool:
+    def _write(
+        self, text: str, message: dict | None = None, frame: bytes | None = None
+    ) -> bool:
         """Hand ``text`` to the server now, in order; True when the client is too slow.
 
         The server's send is started by hand: daphne's never suspends, so a frame
@@ -389,7 +406,9 @@ class RealtimeConsumer(AsyncConsumer):
         self.sent_bytes += len(text)
         if message is None:
             message = {"type": "websocket.send", "text": text}
-        if self._writer is None:
+        if self._writer is not None:
+            self._outbox.append(message)
+        elif frame is None or not self._write_frame(frame):
             send = self.base_send(message)
             try:
                 waiting = send.send(None)
@@ -399,8 +418,6 @@ class RealtimeConsumer(AsyncConsumer):
                 self._start_writer(_awaited(send), None)
             else:
                 self._start_writer(send, waiting)
-        else:
-            self._outbox.append(message)
         if self._closing:
             return False
         limit = realtime_settings.MAX_PENDING_BYTES
@@ -413,6 +430,13 @@ class RealtimeConsumer(AsyncConsumer):
             metrics.frame_out("rt.ping")
             return self._write(_PING)
         return False
+
+    def _write_frame(self, frame: bytes) -> bool:
+        # A group event's frame, built once per process: on daphne it goes straight
+        # to the transport (realtime.wire).
+        if self._direct is False:
+            self._direct = wire.direct_writer(self.base_send)
+        return self._direct is not None and self._direct(frame)
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
         self._outbox = deque()
@@ -484,11 +508,12 @@ class RealtimeConsumer(AsyncConsumer):
             text = event.text_for(self.versions.get(event.type))
             if text is None:
                 return
-            message = None
+            message = frame = None
         else:
-            # One ASGI message per event per process: servers only read it.
-            text, message = event.text, event.message
-        if self._write(text, message):
+            # One ASGI message and one frame per event per process: servers only
+            # read the message, and the frame is the same bytes on every socket.
+            text, message, frame = event.text, event.message, event.frame
+        if self._write(text, message, frame):
             _background(self._slow_consumer())
 
     async def tick(self, now: float) -> None:
@@ -705,16 +730,22 @@ class RealtimeConsumer(AsyncConsumer):
         if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
             raise exc.BadEnvelope("epoch must be a string")
         await self._check_subscribe(group)
-        if group in self.subs:
-            await self._unsubscribe(group)
-        elif len(self._client_subs()) >= realtime_settings.MAX_SUBSCRIPTIONS:
+        previous = self.subs.get(group)
+        if previous is None and (
+            len(self._client_subs()) >= realtime_settings.MAX_SUBSCRIPTIONS
+        ):
             raise exc.PermissionDenied(
                 f"at most {realtime_settings.MAX_SUBSCRIPTIONS} subscriptions per "
                 "connection",
                 code="forbidden",
             )
+        # Subscribing again (a client filling a gap) keeps the hub membership and the
+        # presence entry: only the delivery state starts over.
         self.subs[group] = sub = Subscription(group)
-        await self.hub.join(group, self)
+        if previous is None:
+            await self.hub.join(group, self)
+        else:
+            sub.presence = previous.presence
         replay: list[tuple[int, str]] = []
         if history.keeps_history(group):
             if since is None:
@@ -752,6 +783,8 @@ class RealtimeConsumer(AsyncConsumer):
         if not sub.presence and presence.tracks_presence(group):
             sub.presence = True
             await presence.join(self, group)
+        if previous is None:
+            await self.on_subscribe(group)
 
     def _client_subs(self) -> list[str]:
         own = user_group(self.user) if self.user.is_authenticated else None
@@ -778,6 +811,7 @@ class RealtimeConsumer(AsyncConsumer):
         await self.hub.leave(group, self)
         if sub.presence:
             await presence.leave(self, group)
+        await self.on_unsubscribe(group)
 
 
 def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:

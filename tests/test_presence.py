@@ -185,3 +185,48 @@ async def test_expired_presence_entry_leaves(alice, bob):
     assert left["data"]["username"] == "bob"
     assert asyncio.get_running_loop().time() - started < 2
     await watcher.disconnect()
+
+
+async def test_subscribe_hooks_run_once_per_group(alice):
+    from tests.testapp.consumers import EchoConsumer
+
+    seen = []
+
+    class Hooked(EchoConsumer):
+        async def on_subscribe(self, group):
+            seen.append(("in", group, self.is_subscribed(group)))
+
+        async def on_unsubscribe(self, group):
+            seen.append(("out", group, self.is_subscribed(group)))
+
+    comm = RealtimeCommunicator(Hooked.as_asgi(), "/ws/", user=alice)
+    assert (await comm.connect())[0]
+    await comm.subscribe("room.1")
+    await comm.subscribe("room.1", since=0)  # a gap fill: not a second join
+    await comm.subscribe("room.2")
+    await comm.request("rt.unsubscribe", {"group": "room.2"})
+    await comm.disconnect()
+    for _ in range(100):
+        if len(seen) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == [
+        ("in", "room.1", True),
+        ("in", "room.2", True),
+        ("out", "room.2", False),
+        ("out", "room.1", True),  # on close: still listed until cleanup ends
+    ]
+
+
+async def test_resubscribing_causes_no_presence_churn(alice, bob):
+    watcher = await connect(alice)
+    await watcher.subscribe("room.1")
+    other = await connect(bob)
+    await other.subscribe("room.1")
+    await next_of(watcher, "rt.presence.join", username="bob")
+    ack = await other.subscribe("room.1", since=0)  # e.g. a client filling a gap
+    assert ack["type"] == "rt.ack"
+    assert await watcher.receive_nothing(0.3)
+    await other.disconnect()
+    assert (await next_of(watcher, "rt.presence.leave"))["data"]["username"] == "bob"
+    await watcher.disconnect()

@@ -41,11 +41,14 @@ class CountedConsumer(RealtimeConsumer):
 
 class ChatConsumer(CountedConsumer):
     subscriptions = {"room.{room}": [IsAuthenticated, RoomExists]}
+    # Typing indicators: relayed to the room's other members by the server (only by
+    # people subscribed to it), never stored, never echoed, rate-limited.
+    ephemeral_events = {"chat.typing": [IsAuthenticated]}
 
     def require_subscribed(self, room: str) -> str:
         """Only people looking at a room may write to it."""
         group = f"room.{room}"
-        if group not in self.subs:
+        if not self.is_subscribed(group):
             raise PermissionDenied(f"subscribe to {group!r} first")
         return group
 
@@ -57,14 +60,6 @@ class ChatConsumer(CountedConsumer):
         # Stored first, then broadcast: a page that reloads finds it in the database.
         seq = await self.notify(group, "chat.message", stored.as_event())
         return {"id": stored.pk, "seq": seq}
-
-    @realtime.handler("chat.typing")
-    async def chat_typing(self, message):
-        # TODO: use the server's ephemeral client events once they ship.
-        room = message.data["room"]
-        group = self.require_subscribed(room)
-        data = {"room": room, "user": self.user.get_username()}
-        await self.notify(group, "chat.typing", data, history=False)
 
     @realtime.handler("chat.read")
     async def chat_read(self, message):

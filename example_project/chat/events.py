@@ -22,10 +22,10 @@ class ChatMessage(serializers.Serializer):
 
 @realtime.event("chat.typing", version=1)
 class ChatTyping(serializers.Serializer):
-    """Someone is typing in a room (relayed, never kept in history)."""
+    """Someone is typing in a room: an ephemeral event, relayed to the room's other
+    members with ``user`` ({"id", "username"}) set by the server."""
 
     room = serializers.SlugField()
-    user = serializers.CharField(read_only=True)
 
 
 @realtime.event("chat.read", version=1)

@@ -855,7 +855,7 @@ export class RealtimeClient {
 
   /**
    * Tell `group` this user is typing: sends the app's typing event (option
-   * `typingEvent`, default "typing") with `{group, ...data}`, at most once per
+   * `typingEvent`, default "typing") to `group` (in the envelope), at most once per
    * `typingInterval` ms per group, and only while open (stale typing is never queued).
    * Returns true when a frame was sent.
    */
@@ -865,7 +865,8 @@ export class RealtimeClient {
     const last = this._typingSent.get(group);
     if (last != null && now - last < this.options.typingInterval) return false;
     this._typingSent.set(group, now);
-    this._transmit({ type: this.options.typingEvent, data: { group, ...data } });
+    // The group travels in the envelope: the server relays ephemeral events to it.
+    this._transmit({ type: this.options.typingEvent, group, data: { ...data } });
     return true;
   }
 }

@@ -127,7 +127,7 @@ const sub = client.subscribe(
         markRead();
       }
     } else if (frame.type === "chat.typing") {
-      if (data.user !== me) setTyping(data.user, true);
+      if (data.user?.username !== me) setTyping(data.user.username, true);
     } else if (frame.type === "chat.read") {
       setMarker(data.user, data.message_id);
       renderSeen();
