@@ -163,6 +163,8 @@ class FastPath:
         if backend_class() is not RedisBackend:
             return False
         url = redis_url()
+        if url is None:  # history behind Sentinel: the event-loop path handles it
+            return False
         if url != self._history_url:
             pool = redis.ConnectionPool.from_url(url)
             self._history_ok = _server(pool) == self.server

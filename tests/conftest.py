@@ -227,9 +227,11 @@ class DaphneFactory:
         layer: str | None = None,
         server: str = "daphne",
         port: int | None = None,
+        env: dict[str, str] | None = None,
         **realtime_settings,
     ) -> Daphne:
         port = port or free_port()
+        extra_env = env or {}
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
@@ -237,6 +239,7 @@ class DaphneFactory:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("PYTEST_CURRENT_TEST", None)
+        env.update(extra_env)
         if redis_url:
             env["REDIS_URL"] = redis_url
         if layer:

@@ -21,6 +21,16 @@ if os.environ.get("REDIS_URL"):
             "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
         }
     }
+if os.environ.get("RT_SENTINEL"):
+    _host, _port, _master = os.environ["RT_SENTINEL"].split(":")
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"sentinels": [(_host, int(_port))], "master_name": _master}]
+            },
+        }
+    }
 REALTIME = {
     **REALTIME,
     **{

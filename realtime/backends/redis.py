@@ -95,8 +95,18 @@ class RedisBackend(BaseBackend):
     """Backend on one Redis server (REDIS_URL, or the channel layer's first host)."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url or redis_url()
-        self.redis = Redis.from_url(self.url, socket_timeout=None)
+        url = url or redis_url()
+        if url is not None:
+            self.url = url
+            self.redis = Redis.from_url(url, socket_timeout=None)
+        else:
+            # A Sentinel entry of the channel layer: channels-redis builds the pool,
+            # so history and presence follow the same master through a failover.
+            from channels_redis.utils import create_pool
+
+            host = layer_host()
+            self.url = f"sentinel:{host.get('master_name')}"
+            self.redis = Redis(connection_pool=create_pool(host))
         self.prefix = realtime_settings.KEY_PREFIX
         self._append = self.redis.register_script(APPEND)
         self._since = self.redis.register_script(SINCE)
@@ -275,17 +285,23 @@ class RedisBackend(BaseBackend):
         await self.redis.aclose()
 
 
-def redis_url() -> str:
-    """REALTIME["REDIS_URL"], else the first host of the channels-redis layer."""
-    if realtime_settings.REDIS_URL:
-        return realtime_settings.REDIS_URL
+def layer_host() -> dict[str, Any]:
+    """The first host of the channels-redis layer, as channels-redis decodes it."""
+    from channels_redis.utils import decode_hosts
     from django.conf import settings
 
     layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
     hosts = layer.get("CONFIG", {}).get("hosts") or [("127.0.0.1", 6379)]
-    host = hosts[0]
-    if isinstance(host, str):
-        return host
-    if isinstance(host, dict):
-        return host.get("address") or "redis://127.0.0.1:6379"
-    return f"redis://{host[0]}:{host[1]}"
+    return decode_hosts(hosts)[0]
+
+
+def redis_url() -> str | None:
+    """REALTIME["REDIS_URL"], else the layer's first host; None for a Sentinel host."""
+    if realtime_settings.REDIS_URL:
+        return realtime_settings.REDIS_URL
+    host = layer_host()
+    if "master_name" in host:
+        return None
+    if "address" in host:
+        return host["address"]
+    return f"redis://{host.get('host', '127.0.0.1')}:{host.get('port', 6379)}/{host.get('db', 0)}"
