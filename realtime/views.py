@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpRequest, JsonResponse
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,3 +24,32 @@ class TicketView(APIView):
                 "expires_in": int(realtime_settings.TICKET_TTL),
             }
         )
+
+
+async def _probe() -> dict[str, str]:
+    from channels.layers import get_channel_layer
+
+    from realtime.backends import get_backend
+
+    checks = {}
+    await get_backend().position("rt-health")  # one read: the backend answers
+    checks["backend"] = "ok"
+    layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
+    if layer is not None:
+        # A send to a throwaway channel exercises the layer's Redis connection.
+        await layer.send(await layer.new_channel(), {"type": "rt.health"})
+        checks["channel_layer"] = "ok"
+    return checks
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the backend and channel layer answer, else 503."""
+    from realtime.notify import run_sync
+
+    try:
+        checks = run_sync(_probe(), timeout=2.0)
+    except Exception as error:
+        return JsonResponse(
+            {"status": "unavailable", "error": type(error).__name__}, status=503
+        )
+    return JsonResponse({"status": "ok", **checks})
