@@ -24,6 +24,7 @@ from channels.layers import get_channel_layer
 from realtime import metrics
 from realtime.backends import registry
 from realtime.settings import realtime_settings
+from realtime.wire import text_frame
 
 if TYPE_CHECKING:
     from realtime.consumers import RealtimeConsumer
@@ -35,7 +36,17 @@ EVENT = "rt.event"
 class Event:
     """One event as the hub received it; variants for older clients are cached."""
 
-    __slots__ = ("_variants", "exclude", "group", "message", "seq", "text", "type", "v")
+    __slots__ = (
+        "_variants",
+        "exclude",
+        "frame",
+        "group",
+        "message",
+        "seq",
+        "text",
+        "type",
+        "v",
+    )
 
     def __init__(self, message: dict[str, Any]) -> None:
         self.group: str = message["group"]
@@ -45,6 +56,7 @@ class Event:
         self.text: str = message["text"]
         # The ASGI message every local socket is sent (servers do not mutate it).
         self.message = {"type": "websocket.send", "text": self.text}
+        self.frame = text_frame(self.text)  # the same on every daphne socket
         # The sender of an ephemeral client event does not get its own echo.
         self.exclude: str | None = message.get("exclude")
         self._variants: dict[int, str | None] | None = None

@@ -93,3 +93,27 @@ async def test_a_send_that_suspends_does_not_hold_up_the_others():
     assert slow_consumer._writer is None
     await slow.disconnect()
     await fast.disconnect()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frame_is_what_autobahn_sends(size):
+    # daphne's sockets get these bytes straight from realtime.wire: they must be
+    # exactly what autobahn would have written for the same text.
+    from autobahn.twisted.websocket import (
+        WebSocketServerFactory,
+        WebSocketServerProtocol,
+    )
+    from twisted.internet.testing import StringTransport
+
+    from realtime.wire import text_frame
+
+    factory = WebSocketServerFactory()
+    factory.protocol = WebSocketServerProtocol
+    factory.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0)
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    protocol.state = protocol.STATE_OPEN
+    protocol.transport.clear()
+    text = "é" * (size // 2) + "x" * (size % 2)  # ``size`` bytes of UTF-8
+    protocol.sendMessage(text.encode(), isBinary=False)
+    assert text_frame(text) == protocol.transport.value()
