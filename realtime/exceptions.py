@@ -131,3 +131,20 @@ class SlowConsumer(RealtimeError):
 
 class RealtimeConfigError(ImproperlyConfigured):
     """Bad ``REALTIME`` settings or bad event/handler registrations."""
+
+
+#: Every ``rt.error`` code the server sends (docs/protocol.md), in documented order.
+ERROR_CODES = (
+    "bad_json",
+    "bad_envelope",
+    "unknown_type",
+    "invalid",
+    "forbidden",
+    "not_authenticated",
+    "rate_limited",
+    "too_large",
+    "server_error",
+    "shutting_down",
+    "slow_consumer",
+    "heartbeat_timeout",
+)

@@ -25,6 +25,8 @@ from django.http import (
     HttpResponseForbidden,
 )
 
+from realtime.exceptions import ERROR_CODES
+
 if TYPE_CHECKING:
     from realtime.consumers import RealtimeConsumer
 
@@ -47,22 +49,6 @@ PROTOCOL_TYPES = frozenset(
         "rt.error",
         "rt.presence.join",
         "rt.presence.leave",
-    }
-)
-ERROR_CODES = frozenset(
-    {
-        "bad_json",
-        "bad_envelope",
-        "unknown_type",
-        "invalid",
-        "forbidden",
-        "not_authenticated",
-        "rate_limited",
-        "too_large",
-        "server_error",
-        "shutting_down",
-        "slow_consumer",
-        "heartbeat_timeout",
     }
 )
 # Reasons an authentication failed, matched against the (server-written) detail.

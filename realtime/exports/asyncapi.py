@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from realtime.exceptions import ERROR_CODES
 from realtime.exports.jsonschema import event_schema
 from realtime.schema import Registry, registry
 
@@ -31,20 +32,6 @@ _GROUP = {"type": "string", "maxLength": 99, "pattern": "^[a-zA-Z0-9_.-]+$"}
 _SEQ = {"type": ["integer", "null"]}
 _EPOCH = {"type": ["string", "null"]}
 _MEMBER = _obj({"id": _ANY, "username": {"type": "string"}})
-ERROR_CODES = [
-    "bad_json",
-    "bad_envelope",
-    "unknown_type",
-    "invalid",
-    "forbidden",
-    "not_authenticated",
-    "rate_limited",
-    "too_large",
-    "server_error",
-    "shutting_down",
-    "slow_consumer",
-    "heartbeat_timeout",
-]
 
 #: The protocol's own frames: type -> (directions, summary, schema of data).
 PROTOCOL: dict[str, tuple[tuple[str, ...], str, dict[str, Any]]] = {
@@ -119,7 +106,7 @@ PROTOCOL: dict[str, tuple[tuple[str, ...], str, dict[str, Any]]] = {
         "Failure reply; `errors` holds DRF field errors for code `invalid`.",
         _obj(
             {
-                "code": {"enum": ERROR_CODES},
+                "code": {"enum": list(ERROR_CODES)},
                 "message": {"type": "string"},
                 "errors": _ANY,
             },
