@@ -130,6 +130,17 @@ def _active_user(pk: str) -> Any | None:
     return user if user is not None and user.is_active else None
 
 
+@database_sync_to_async
+def revoked_users(pks: set) -> set:
+    """The pks among ``pks`` whose user is now inactive or deleted."""
+    active = set(
+        get_user_model()
+        ._default_manager.filter(pk__in=pks, is_active=True)
+        .values_list("pk", flat=True)
+    )
+    return pks - active
+
+
 class TicketAuthenticator(BaseAuthenticator):
     """``?ticket=...`` from the ticket endpoint (``realtime:ticket``)."""
 

@@ -111,6 +111,7 @@ class Hub:
             if hasattr(self.layer, "group_expiry"):
                 self._tasks.append(asyncio.create_task(self._refresh_groups()))
         self._tasks.append(asyncio.create_task(self._ticker()))
+        self._tasks.append(asyncio.create_task(self._revalidate()))
         self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
         self._install_shutdown()
 
@@ -290,6 +291,37 @@ class Hub:
         await backend.presence_refresh(entries, presence_ttl())
         for group, member in await backend.presence_sweep():
             await leave_events(group, member)
+
+    async def _revalidate(self) -> None:
+        """Close, with 4401, connections of users deactivated or deleted since they
+        connected: one query per process per REVALIDATE_INTERVAL, not per socket."""
+        from realtime import status
+        from realtime.auth import revoked_users
+        from realtime.exceptions import NotAuthenticated
+
+        while True:
+            interval = realtime_settings.REVALIDATE_INTERVAL
+            await asyncio.sleep(interval or 60)
+            if not interval:
+                continue
+            users = {
+                consumer.user.pk: consumer.user
+                for consumer in self.connections
+                if consumer.user.is_authenticated
+            }
+            if not users:
+                continue
+            try:
+                revoked = await revoked_users(set(users))
+            except Exception:
+                logger.exception("re-checking users failed")
+                continue
+            for consumer in tuple(self.connections):
+                if consumer.user.is_authenticated and consumer.user.pk in revoked:
+                    await consumer.close(
+                        NotAuthenticated("your account is no longer active"),
+                        status.WS_4401_NOT_AUTHENTICATED,
+                    )
 
     async def publish_local(self, event: Event) -> None:
         """Deliver straight to local sockets (no channel layer configured)."""

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     # "*" disables the check (a system check warns).
     "ALLOWED_ORIGINS": None,
     "TICKET_TTL": 30,
+    # Seconds between re-checks that connected users are still active (one query
+    # per process); a deactivated or deleted user's sockets close with 4401. 0: off.
+    "REVALIDATE_INTERVAL": 60,
     "AUTH_TIMEOUT": 10,
     "HEARTBEAT_INTERVAL": 25,
     # Close with 4408 when nothing arrived from the client for this long.

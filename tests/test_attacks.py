@@ -134,11 +134,11 @@ async def test_tampered_ticket_naming_another_user(server, e2e_users):
     assert code == status.WS_4401_NOT_AUTHENTICATED
 
 
-async def test_user_deactivated_while_connected(server, e2e_db, e2e_users):
-    """Documents today's behaviour: credentials are checked at the handshake (and at
-    rt.auth) only; a user deactivated while connected keeps the open connection until
-    it closes, and cannot open a new one."""
-    django_shell(
+async def test_user_deactivated_while_connected(daphne, e2e_db, e2e_users):
+    """A user deactivated while connected cannot open a new connection, and the open
+    one is closed with 4401 at the next re-check (REVALIDATE_INTERVAL)."""
+    server = daphne(REVALIDATE_INTERVAL=1)
+    token = django_shell(
         e2e_db,
         "from django.contrib.auth.models import User\n"
         "from rest_framework.authtoken.models import Token\n"
@@ -147,14 +147,13 @@ async def test_user_deactivated_while_connected(server, e2e_db, e2e_users):
         "t, _ = Token.objects.get_or_create(user=u)\n"
         "print(t.key)\n",
     )
-    token = django_shell(
-        e2e_db,
-        "from rest_framework.authtoken.models import Token\n"
-        "print(Token.objects.get(user__username='carol').key)\n",
-    )
     headers = {"Authorization": f"Token {token}"}
     carol = await Client.open(f"{server.url}/ws/auth/", headers=headers)
     assert carol.welcome["data"]["user"]["username"] == "carol"
+    bob = await Client.open(
+        f"{server.url}/ws/auth/",
+        headers={"Authorization": f"Token {e2e_users['bob']['token']}"},
+    )
     django_shell(
         e2e_db,
         "from django.contrib.auth.models import User\n"
@@ -163,6 +162,9 @@ async def test_user_deactivated_while_connected(server, e2e_db, e2e_users):
     again = await Client.open(f"{server.url}/ws/auth/", headers=headers)
     _frames, code = await again.closed_with()
     assert code == status.WS_4401_NOT_AUTHENTICATED
-    # Known limitation (docs/reliability.md, SECURITY.md): the open one stays.
-    assert (await carol.request("test.echo", {"text": "still"}))["type"] == "rt.ack"
-    await carol.close()
+    frames, code = await carol.closed_with(timeout=5)
+    assert code == status.WS_4401_NOT_AUTHENTICATED
+    assert frames[-1]["data"]["code"] == "not_authenticated"
+    # Other users' connections on the same process are untouched.
+    assert (await bob.request("test.echo", {"text": "still"}))["type"] == "rt.ack"
+    await bob.close()

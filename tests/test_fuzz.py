@@ -171,13 +171,15 @@ def _expected_protocol(type_: str, data: dict) -> set[str]:
 # -- strategies -------------------------------------------------------------------------
 
 ints = st.integers(-(2**63), 2**63 - 1)
-scalars = st.none() | st.booleans() | ints | st.floats(allow_nan=False) | st.text(
-    max_size=20
+scalars = (
+    st.none() | st.booleans() | ints | st.floats(allow_nan=False) | st.text(max_size=20)
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 type_names = st.sampled_from(
@@ -305,7 +307,10 @@ async def _exchange(url: str, batch: list[str | bytes]) -> list[list[dict]]:
         index = 0
         while index < len(batch):
             frame = await client.recv(timeout=10)
-            if frame.get("type") == "rt.pong" and frame.get("id") == f"sentinel-{index}":
+            if (
+                frame.get("type") == "rt.pong"
+                and frame.get("id") == f"sentinel-{index}"
+            ):
                 index += 1
             else:
                 replies[index].append(frame)
