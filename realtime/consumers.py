@@ -112,6 +112,8 @@ class RealtimeConsumer(AsyncConsumer):
     # Set while a send waits on the server's flow control (see _write).
     _writer: asyncio.Future | None = None
     _outbox: deque[dict] | None = None
+    # Set once the connection is found too slow: it is being closed with 4507.
+    _slow = False
     # daphne's frame writer (see realtime.wire): False until looked up, None if none.
     _direct: Callable[[bytes], bool] | bool | None = False
 
@@ -383,7 +385,8 @@ class RealtimeConsumer(AsyncConsumer):
         await self._send_text(dumps(frame).decode())
 
     async def _send_text(self, text: str) -> None:
-        if self._write(text):
+        if self._write(text) and not self._slow:
+            self._slow = True
             await self._slow_consumer()
         if self._writer is not None:
             # Replies and replays wait until their frame has left: backpressure on
@@ -470,7 +473,16 @@ class RealtimeConsumer(AsyncConsumer):
         self.ping_bytes = self.sent_bytes
         self._pings.append(self.sent_bytes)
         metrics.frame_out("rt.ping")
-        await self._send_text('{"type":"rt.ping"}')
+        # Not awaited: the hub's ticker pings every connection in turn, and a socket
+        # whose send is waiting on flow control must not hold up the others.
+        if self._write(_PING):
+            self._too_slow()
+
+    def _too_slow(self) -> None:
+        # Close once, from a task of its own: the hub's loop does not wait for it.
+        if not self._slow:
+            self._slow = True
+            _background(self._slow_consumer())
 
     async def _send_error(
         self, error: exc.RealtimeError, id: str | None = None
@@ -513,8 +525,10 @@ class RealtimeConsumer(AsyncConsumer):
             # One ASGI message and one frame per event per process: servers only
             # read the message, and the frame is the same bytes on every socket.
             text, message, frame = event.text, event.message, event.frame
+        if self._slow:
+            return  # closing with 4507: the client recovers the rest from history
         if self._write(text, message, frame):
-            _background(self._slow_consumer())
+            self._too_slow()
 
     async def tick(self, now: float) -> None:
         """Deadlines and heartbeat, called about once a second by the hub."""
