@@ -119,12 +119,12 @@ async def test_first_message_auth_with_bad_token_closes_4401(servers):
 
 
 async def test_no_rt_auth_in_time_closes_4401(servers):
+    started = time.monotonic()  # before the handshake: the server's deadline is later
     client = await Client.open(f"{servers[0].url}/ws/auth/")
-    started = time.monotonic()
     frames, code = await client.closed_with(timeout=10)
     assert code == status.WS_4401_NOT_AUTHENTICATED
     assert frames[-1]["data"]["code"] == "not_authenticated"
-    assert 0.9 < time.monotonic() - started < 5
+    assert 1.0 <= time.monotonic() - started < 6
 
 
 async def test_ticket_works_once_on_any_process(servers, users):
