@@ -13,10 +13,9 @@ import asyncio
 import inspect
 import logging
 import time
-import types
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -24,32 +23,20 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from realtime import ephemeral, history, logs, metrics, presence, status, wire
+from realtime import envelope, ephemeral, logs, metrics, presence, status
 from realtime import exceptions as exc
 from realtime.auth import FirstMessageAuthenticator, user_summary
-from realtime.groups import (
-    compile_patterns,
-    match_patterns,
-    user_group,
-    validate_group_name,
-)
-from realtime.hub import Event, get_hub
+from realtime.groups import user_group, validate_group_name
+from realtime.hub import get_hub
+from realtime.outbound import OutboundMixin, _background
 from realtime.permissions import call_check
 from realtime.schema import registry
 from realtime.settings import realtime_settings
+from realtime.subscriptions import Subscription, SubscriptionsMixin
 from realtime.throttling import TokenBucket
 
 logger = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
-# Errors caused by what the client sent; too many of them close with 4400.
-CLIENT_FAULTS = {
-    "bad_json",
-    "bad_envelope",
-    "unknown_type",
-    "invalid",
-    "forbidden",
-    "not_authenticated",
-}
 
 
 def handler(
@@ -85,17 +72,7 @@ class Message:
         return self.consumer.user
 
 
-class Subscription:
-    __slots__ = ("buffer", "group", "last_seq", "presence")
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.last_seq = 0
-        self.buffer: list[Event] | None = []  # events held while recovering
-        self.presence = False
-
-
-class RealtimeConsumer(AsyncConsumer):
+class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
     """A WebSocket endpoint speaking the realtime protocol (see docs/protocol.md)."""
 
     #: None: REALTIME["AUTHENTICATORS"]; a list overrides it for this consumer.
@@ -109,13 +86,6 @@ class RealtimeConsumer(AsyncConsumer):
     ephemeral_events: dict[str, list] = {}
 
     _handlers: dict[str, tuple[str, list | None]] = {}
-    # Set while a send waits on the server's flow control (see _write).
-    _writer: asyncio.Future | None = None
-    _outbox: deque[dict] | None = None
-    # Set once the connection is found too slow: it is being closed with 4507.
-    _slow = False
-    # daphne's frame writer (see realtime.wire): False until looked up, None if none.
-    _direct: Callable[[bytes], bool] | bool | None = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -134,20 +104,11 @@ class RealtimeConsumer(AsyncConsumer):
         """Called once the connection is accepted and authenticated. Raise
         PermissionDenied to close it with 4403."""
 
-    def is_subscribed(self, group: str) -> bool:
-        """Return True if this connection is subscribed to ``group``."""
-        return group in self.subs
-
     async def on_subscribe(self, group: str) -> None:
         """Called after the connection joined ``group`` (ack and replay sent)."""
 
     async def on_unsubscribe(self, group: str) -> None:
         """Called after the connection left ``group`` (also when it closes)."""
-
-    @property
-    def presence_groups(self) -> list[str]:
-        """Groups where this connection is listed in presence (leases to renew)."""
-        return [group for group, sub in self.subs.items() if sub.presence]
 
     def get_presence_meta(self) -> dict[str, Any]:
         """Return extra fields listed with this user in presence (e.g. an avatar)."""
@@ -167,13 +128,6 @@ class RealtimeConsumer(AsyncConsumer):
         if classes is None:
             classes = realtime_settings.DEFAULT_PERMISSION_CLASSES
         return [cls() for cls in classes]
-
-    def get_subscription_patterns(self) -> list:
-        compiled = type(self).__dict__.get("_compiled_subscriptions")
-        if compiled is None:
-            compiled = compile_patterns(self.subscriptions)
-            type(self)._compiled_subscriptions = compiled
-        return compiled
 
     async def notify(self, group: str, type: str, data: Any = None, **kw: Any) -> Any:
         """Send an event to a group (``realtime.anotify``)."""
@@ -347,6 +301,10 @@ class RealtimeConsumer(AsyncConsumer):
         if error is not None:
             await self._accept()
             await self._send_error(error)
+        if self._writer is not None:
+            # Frames queued behind a flow-controlled send (uvicorn) leave first, so
+            # the close never overtakes them; bounded, the socket may be stuck.
+            await asyncio.wait([self._writer], timeout=5)
         self.closed = True
         self.close_code = code
         try:
@@ -378,174 +336,30 @@ class RealtimeConsumer(AsyncConsumer):
 
     # -- sending --------------------------------------------------------------------
 
-    async def _send_frame(self, frame: dict) -> None:
-        from realtime.notify import dumps
-
-        metrics.frame_out(frame["type"])
-        await self._send_text(dumps(frame).decode())
-
-    async def _send_text(self, text: str) -> None:
-        if self._write(text) and not self._slow:
-            self._slow = True
-            await self._slow_consumer()
-        if self._writer is not None:
-            # Replies and replays wait until their frame has left: backpressure on
-            # this connection's own task, never on the hub's fan-out.
-            await asyncio.shield(self._writer)
-
-    def _write(
-        self, text: str, message: dict | None = None, frame: bytes | None = None
-    ) -> bool:
-        """Hand ``text`` to the server now, in order; True when the client is too slow.
-
-        The server's send is started by hand: daphne's never suspends, so a frame
-        costs no task and no event-loop turn. One that does suspend (uvicorn under
-        flow control) is finished by a writer task, and later frames queue behind
-        it, so one slow socket never holds up the fan-out to the others. Queued
-        bytes count as unacknowledged, so MAX_PENDING_BYTES bounds the queue.
-        """
-        if self.closed:
-            return False
-        self.sent_bytes += len(text)
-        if message is None:
-            message = {"type": "websocket.send", "text": text}
-        if self._writer is not None:
-            self._outbox.append(message)
-        elif frame is None or not self._write_frame(frame):
-            send = self.base_send(message)
-            try:
-                waiting = send.send(None)
-            except StopIteration:
-                pass
-            except AttributeError:  # an awaitable that is not a coroutine
-                self._start_writer(_awaited(send), None)
-            else:
-                self._start_writer(send, waiting)
-        if self._closing:
-            return False
-        limit = realtime_settings.MAX_PENDING_BYTES
-        if self.sent_bytes - self.acked_bytes > limit:
-            return True
-        if self.sent_bytes - self.ping_bytes > limit // 4:
-            # The pong to this ping proves the client read everything sent before it.
-            self.ping_bytes = self.sent_bytes
-            self._pings.append(self.sent_bytes)
-            metrics.frame_out("rt.ping")
-            return self._write(_PING)
-        return False
-
-    def _write_frame(self, frame: bytes) -> bool:
-        # A group event's frame, built once per process: on daphne it goes straight
-        # to the transport (realtime.wire).
-        if self._direct is False:
-            self._direct = wire.direct_writer(self.base_send)
-        return self._direct is not None and self._direct(frame)
-
-    def _start_writer(self, send: Coroutine, waiting: Any) -> None:
-        self._outbox = deque()
-        self._writer = asyncio.ensure_future(self._drain(send, waiting))
-
-    async def _drain(self, send: Coroutine, waiting: Any) -> None:
-        """Finish a send that waited on flow control, then the frames behind it."""
-        try:
-            await _resume(send, waiting)
-            while self._outbox:
-                await self.base_send(self._outbox.popleft())
-        except Exception as error:
-            # The socket went away mid-send; the server reports the disconnect.
-            self.log.info("connection %s: send failed: %r", self.connection_id, error)
-        finally:
-            self._writer = self._outbox = None
-
-    async def _slow_consumer(self) -> None:
-        self.log.info(
-            "connection %s: slow consumer (%d bytes unacknowledged)",
-            self.connection_id,
-            self.sent_bytes - self.acked_bytes,
-        )
-        if self._outbox:
-            # Dropped, not sent: the client is closed and recovers them from history.
-            self._outbox.clear()
-        await self.close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
-
-    async def _ping(self) -> None:
-        # The pong to this ping proves the client read everything sent before it.
-        self.ping_bytes = self.sent_bytes
-        self._pings.append(self.sent_bytes)
-        metrics.frame_out("rt.ping")
-        # Not awaited: the hub's ticker pings every connection in turn, and a socket
-        # whose send is waiting on flow control must not hold up the others.
-        if self._write(_PING):
-            self._too_slow()
-
-    def _too_slow(self) -> None:
-        # Close once, from a task of its own: the hub's loop does not wait for it.
-        if not self._slow:
-            self._slow = True
-            _background(self._slow_consumer())
-
-    async def _send_error(
-        self, error: exc.RealtimeError, id: str | None = None
-    ) -> None:
-        metrics.error(error.code)
-        data: dict[str, Any] = {"code": error.code, "message": error.detail}
-        if error.errors is not None:
-            data["errors"] = error.errors
-        frame: dict[str, Any] = {"type": "rt.error", "data": data}
-        if id is not None:
-            frame["id"] = id
-        await self._send_frame(frame)
-
-    async def _ack(self, id: str | None, data: Any = None) -> None:
-        if id is not None:
-            await self._send_frame({"type": "rt.ack", "id": id, "data": data})
-
-    async def deliver(self, event: Event) -> None:
-        """Write a group event to this socket."""
-        self.push(event)
-
-    def push(self, event: Event) -> None:
-        """Write a group event to this socket without waiting (called by the hub)."""
-        sub = self.subs.get(event.group)
-        if sub is None or event.exclude == self.connection_id:
-            return
-        if sub.buffer is not None:
-            sub.buffer.append(event)
-            return
-        if event.seq is not None:
-            if event.seq <= sub.last_seq:
-                return  # already delivered (replay and live overlap)
-            sub.last_seq = event.seq
-        if self.versions:
-            text = event.text_for(self.versions.get(event.type))
-            if text is None:
-                return
-            message = frame = None
-        else:
-            # One ASGI message and one frame per event per process: servers only
-            # read the message, and the frame is the same bytes on every socket.
-            text, message, frame = event.text, event.message, event.frame
-        if self._slow:
-            return  # closing with 4507: the client recovers the rest from history
-        if self._write(text, message, frame):
-            self._too_slow()
-
     async def tick(self, now: float) -> None:
         """Deadlines and heartbeat, called about once a second by the hub."""
         if self.closed:
             return
+        # Closes run in their own task: the hub ticks every connection in turn, and
+        # one socket stuck on flow control must not hold up the others.
         if self.pending_auth and now > self.auth_deadline:
-            await self.close(
-                exc.NotAuthenticated("no rt.auth within the auth timeout"),
-                status.WS_4401_NOT_AUTHENTICATED,
+            self.auth_deadline = float("inf")  # one close, not one per tick
+            _background(
+                self.close(
+                    exc.NotAuthenticated("no rt.auth within the auth timeout"),
+                    status.WS_4401_NOT_AUTHENTICATED,
+                )
             )
         elif now - self.last_recv > realtime_settings.HEARTBEAT_TIMEOUT:
-            await self.close(
-                exc.RealtimeError(
-                    "No frame from the client within the heartbeat timeout.",
-                    code="heartbeat_timeout",
-                ),
-                status.WS_4408_HEARTBEAT_TIMEOUT,
+            self.last_recv = now  # one close, not one per tick
+            _background(
+                self.close(
+                    exc.RealtimeError(
+                        "No frame from the client within the heartbeat timeout.",
+                        code="heartbeat_timeout",
+                    ),
+                    status.WS_4408_HEARTBEAT_TIMEOUT,
+                )
             )
         elif now >= self.next_ping and self.accepted:
             self.next_ping = now + realtime_settings.HEARTBEAT_INTERVAL
@@ -572,9 +386,9 @@ class RealtimeConsumer(AsyncConsumer):
                 frame = orjson.loads(text)
             except orjson.JSONDecodeError:
                 raise exc.BadJSON() from None
-            _check_nesting(text, frame)
-            frame_id = _frame_id(frame)
-            type_, v, data = _envelope(frame)
+            envelope.check_nesting(text, frame)
+            frame_id = envelope.frame_id(frame)
+            type_, v, data = envelope.parse(frame)
             metrics.frame_in(type_)
             if type_.startswith("rt."):
                 await self._protocol(type_, frame_id, data)
@@ -599,7 +413,7 @@ class RealtimeConsumer(AsyncConsumer):
             await self.close(error, error.close_code)
             return
         await self._send_error(error, frame_id)
-        if error.code in CLIENT_FAULTS:
+        if error.code in envelope.CLIENT_FAULTS:
             self._faults += 1
             if self._faults >= realtime_settings.MAX_INVALID_FRAMES:
                 await self.close(
@@ -734,194 +548,9 @@ class RealtimeConsumer(AsyncConsumer):
                     agreed[type_] = sent
         await self._ack(frame_id, {"protocol": PROTOCOL_VERSION, "events": agreed})
 
-    async def _rt_subscribe(self, frame_id: str | None, data: dict) -> None:
-        group = validate_group_name(data.get("group"))
-        since, epoch = data.get("since"), data.get("epoch")
-        if since is not None and (
-            not isinstance(since, int) or isinstance(since, bool) or since < 0
-        ):
-            raise exc.BadEnvelope("since must be an int >= 0")
-        if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
-            raise exc.BadEnvelope("epoch must be a string")
-        await self._check_subscribe(group)
-        previous = self.subs.get(group)
-        if previous is None and (
-            len(self._client_subs()) >= realtime_settings.MAX_SUBSCRIPTIONS
-        ):
-            raise exc.PermissionDenied(
-                f"at most {realtime_settings.MAX_SUBSCRIPTIONS} subscriptions per "
-                "connection",
-                code="forbidden",
-            )
-        # Subscribing again (a client filling a gap) keeps the hub membership and the
-        # presence entry: only the delivery state starts over.
-        self.subs[group] = sub = Subscription(group)
-        if previous is None:
-            await self.hub.join(group, self)
-        else:
-            sub.presence = previous.presence
-        replay: list[tuple[int, str]] = []
-        if history.keeps_history(group):
-            if since is None:
-                seq, current_epoch = await history.position(group)
-                recovered = True
-            else:
-                read = await history.read_since(group, since, epoch)
-                seq, current_epoch, recovered = read.seq, read.epoch, read.recovered
-                replay = read.frames
-        else:
-            seq, current_epoch, recovered = None, None, since is None
-        await self._ack(
-            frame_id,
-            {
-                "group": group,
-                "seq": seq,
-                "epoch": current_epoch,
-                "recovered": recovered,
-            },
-        )
-        metrics.recovery(since, recovered)
-        sub.last_seq = seq or 0
-        if recovered and since is not None:
-            sub.last_seq = since
-            for frame_seq, text in replay:
-                if frame_seq > sub.last_seq:
-                    sub.last_seq = frame_seq
-                    if self.versions:
-                        text = _replayed(group, frame_seq, text, self.versions)
-                    if text is not None:
-                        await self._send_text(text)
-        buffered, sub.buffer = sub.buffer or [], None
-        for event in buffered:
-            await self.deliver(event)
-        if not sub.presence and presence.tracks_presence(group):
-            sub.presence = True
-            await presence.join(self, group)
-        if previous is None:
-            await self.on_subscribe(group)
-
-    def _client_subs(self) -> list[str]:
-        own = user_group(self.user) if self.user.is_authenticated else None
-        return [group for group in self.subs if group != own]
-
-    async def _check_subscribe(self, group: str) -> None:
-        found = match_patterns(self.get_subscription_patterns(), group)
-        if found is None:
-            raise exc.PermissionDenied(f"group {group!r} may not be subscribed to")
-        params, permission_classes = found
-        for permission_class in permission_classes or ():
-            permission = permission_class()
-            if not await call_check(
-                permission.has_subscribe_permission, self, group, **params
-            ):
-                raise exc.PermissionDenied(permission.message)
-
-    async def _unsubscribe(self, group: str) -> None:
-        if group == (user_group(self.user) if self.user.is_authenticated else None):
-            raise exc.PermissionDenied("the personal group cannot be left")
-        sub = self.subs.pop(group, None)
-        if sub is None:
-            return
-        await self.hub.leave(group, self)
-        if sub.presence:
-            await presence.leave(self, group)
-        await self.on_unsubscribe(group)
-
-
-def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:
-    """A stored frame as a client that declared ``versions`` should get it."""
-    frame = orjson.loads(text)
-    event = Event(
-        {
-            "group": group,
-            "event": frame["type"],
-            "v": frame.get("v"),
-            "seq": seq,
-            "text": text,
-        }
-    )
-    return event.text_for(versions.get(frame["type"]))
-
-
-_PING = '{"type":"rt.ping"}'
-_tasks: set[asyncio.Future] = set()
-
-
-def _background(coro: Coroutine) -> None:
-    # The loop keeps only weak references to tasks: hold them until they finish.
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-
-
-@types.coroutine
-def _resume(send: Coroutine, waiting: Any) -> Any:
-    """Continue a coroutine that was started by hand and suspended on ``waiting``."""
-    try:
-        yield waiting
-    except BaseException:
-        send.close()
-        raise
-    return (yield from send)
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
-
 
 # Not the NotAuthenticated exception: that one closes with 4401, this only refuses.
 _AUTH_FIRST = exc.RealtimeError("Send rt.auth first.", code="not_authenticated")
-
-
-def _check_nesting(text: str, frame: Any) -> None:
-    """Refuse frames nested deeper than MAX_NESTING.
-
-    orjson accepts 1024 levels, but DRF fields, repr() and copies recurse in Python,
-    whose stack a daphne server has only ~900 frames left of: deep data would end as
-    a RecursionError (server_error and a huge logged traceback) instead of bad_json.
-    """
-    limit = realtime_settings.MAX_NESTING
-    if text.count("{") + text.count("[") <= limit:
-        return  # cannot be deeper than the number of openers (C-speed pre-check)
-    containers = (dict, list)
-    stack = [(frame, 1)] if type(frame) in containers else []
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            raise exc.BadJSON(f"frame is nested deeper than {limit} levels")
-        items = value.values() if isinstance(value, dict) else value
-        stack.extend((item, depth + 1) for item in items if type(item) in containers)
-
-
-def _frame_id(frame: Any) -> str | None:
-    if isinstance(frame, dict):
-        frame_id = frame.get("id")
-        if isinstance(frame_id, str) and 0 < len(frame_id) <= 128:
-            return frame_id
-    return None
-
-
-def _envelope(frame: Any) -> tuple[str, int | None, dict]:
-    if not isinstance(frame, dict):
-        raise exc.BadEnvelope(
-            f"frame must be a JSON object, got {type(frame).__name__}"
-        )
-    type_ = frame.get("type")
-    if not isinstance(type_, str) or not 0 < len(type_) <= 100:
-        raise exc.BadEnvelope(
-            "type must be a non-empty string of at most 100 characters"
-        )
-    v = frame.get("v")
-    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-        raise exc.BadEnvelope("v must be an int >= 1")
-    if "id" in frame and frame["id"] is not None and _frame_id(frame) is None:
-        raise exc.BadEnvelope("id must be a string of 1-128 characters")
-    data = frame.get("data")
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise exc.BadEnvelope(f"data must be an object, got {type(data).__name__}")
-    return type_, v, data
 
 
 __all__ = ["Message", "RealtimeConsumer", "handler"]
