@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 
@@ -22,7 +21,6 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(shutil.which("node") is None, reason="the load client needs node")
 def test_fanout_benchmark_smoke(tmp_path):
     out = tmp_path / "fanout.json"
     done = subprocess.run(

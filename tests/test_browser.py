@@ -14,36 +14,9 @@ import signal
 import pytest
 
 PAGE_ORIGIN = "http://allowed.example"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # The page's origin is "public" (allowed.example, fulfilled by Playwright), its
-    # WebSocket goes to 127.0.0.1: Chromium's Local Network Access checks would block
-    # that (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
-    "--disable-features=LocalNetworkAccessChecks",
-]
 WAIT = 20_000  # ms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-@pytest.fixture
-async def browser():
-    # The async API: pytest-asyncio runs every test in an event loop, and Playwright's
-    # sync API refuses to run inside one.
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

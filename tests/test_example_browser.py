@@ -19,16 +19,6 @@ import pytest
 
 from tests.conftest import ROOT, free_port, wait_for_port
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-features=LocalNetworkAccessChecks",
-]
 WAIT = 20_000  # ms
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -133,18 +123,6 @@ def servers(tmp_path):
     yield start
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

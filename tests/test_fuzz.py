@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from realtime import status
+from realtime.exceptions import ERROR_CODES
 from tests.rtprobe import Heartbeat, rss_kib
 from tests.wsclient import Client
 
@@ -29,17 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 LIMIT = 65536  # REALTIME["MAX_FRAME_BYTES"] default
 MAX_NESTING = 64  # REALTIME["MAX_NESTING"] default
-DOCUMENTED = {
-    "bad_json",
-    "bad_envelope",
-    "unknown_type",
-    "invalid",
-    "forbidden",
-    "not_authenticated",
-    "rate_limited",
-    "too_large",
-    "server_error",
-}
+# Codes a client's frame can cause (not shutting_down, slow_consumer, heartbeat_timeout).
+DOCUMENTED = set(ERROR_CODES) - {"shutting_down", "slow_consumer", "heartbeat_timeout"}
 # Client-reachable handlers of tests.testapp.consumers.EchoConsumer.
 HANDLERS = {"test.echo", "test.boom", "test.secret", "test.say"}
 FUZZ = settings(
