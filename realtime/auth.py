@@ -141,6 +141,16 @@ def revoked_users(pks: set) -> set:
     return pks - active
 
 
+@database_sync_to_async
+def revoked_tokens(keys: set) -> set:
+    """The DRF authtoken keys among ``keys`` that no longer exist (revoked)."""
+    if not keys or "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+        return set()
+    from rest_framework.authtoken.models import Token
+
+    return keys - set(Token.objects.filter(key__in=keys).values_list("key", flat=True))
+
+
 class TicketAuthenticator(BaseAuthenticator):
     """``?ticket=...`` from the ticket endpoint (``realtime:ticket``)."""
 
@@ -170,8 +180,19 @@ def header_authentication_classes() -> list[type]:
     return classes
 
 
+def _remember_token(consumer: RealtimeConsumer | None, auth: Any) -> None:
+    # A DRF authtoken's key, so the hub can close the socket once the token is
+    # deleted (revoked); other credentials carry nothing to re-check.
+    if consumer is None or "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+        return
+    from rest_framework.authtoken.models import Token
+
+    if isinstance(auth, Token):
+        consumer.token_key = auth.key
+
+
 @database_sync_to_async
-def _drf_authenticate(headers: dict[str, str]) -> Any | None:
+def _drf_authenticate(headers: dict[str, str]) -> tuple[Any, Any] | None:
     from django.http import HttpRequest
     from rest_framework import exceptions
     from rest_framework.request import Request
@@ -187,7 +208,7 @@ def _drf_authenticate(headers: dict[str, str]) -> Any | None:
         except exceptions.AuthenticationFailed as exc:
             raise NotAuthenticated(str(exc.detail)) from None
         if result is not None:
-            return result[0]
+            return result
     return None
 
 
@@ -198,7 +219,11 @@ class HeaderAuthenticator(BaseAuthenticator):
         value = header(consumer.scope, b"authorization")
         if not value:
             return None
-        return await _drf_authenticate({"Authorization": value})
+        result = await _drf_authenticate({"Authorization": value})
+        if result is None:
+            return None
+        _remember_token(consumer, result[1])
+        return result[0]
 
 
 class FirstMessageAuthenticator(BaseAuthenticator):
@@ -211,16 +236,19 @@ class FirstMessageAuthenticator(BaseAuthenticator):
     async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
         return None  # nothing at the handshake; see authenticate_token
 
-    async def authenticate_token(self, token: Any) -> Any:
+    async def authenticate_token(
+        self, token: Any, consumer: RealtimeConsumer | None = None
+    ) -> Any:
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise NotAuthenticated("rt.auth needs data.token, a non-empty string")
         if ":" in token:  # signed tickets carry a timestamp separated by ':'
             return await redeem_ticket(token)
         for cls in header_authentication_classes():
             keyword = getattr(cls, "keyword", "Bearer")
-            user = await _drf_authenticate({"Authorization": f"{keyword} {token}"})
-            if user is not None:
-                return user
+            result = await _drf_authenticate({"Authorization": f"{keyword} {token}"})
+            if result is not None:
+                _remember_token(consumer, result[1])
+                return result[0]
         raise NotAuthenticated("token is not valid")
 
 

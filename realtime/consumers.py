@@ -84,6 +84,8 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
     #: Client events relayed to a group the sender is subscribed to (typing
     #: indicators): event type -> permission classes. No history, no echo.
     ephemeral_events: dict[str, list] = {}
+    #: The DRF authtoken this connection authenticated with (re-checked by the hub).
+    token_key: str | None = None
 
     _handlers: dict[str, tuple[str, list | None]] = {}
 
@@ -514,7 +516,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         if self.user.is_authenticated:
             raise exc.BadEnvelope("already authenticated")
         try:
-            user = await authenticator.authenticate_token(data.get("token"))
+            user = await authenticator.authenticate_token(data.get("token"), self)
         except exc.NotAuthenticated as error:
             self.log.info(
                 "connection %s: rt.auth failed (%s)", self.connection_id, error.detail

@@ -293,10 +293,11 @@ class Hub:
             await leave_events(group, member)
 
     async def _revalidate(self) -> None:
-        """Close, with 4401, connections of users deactivated or deleted since they
-        connected: one query per process per REVALIDATE_INTERVAL, not per socket."""
+        """Close, with 4401, connections of users deactivated or deleted, or whose DRF
+        token was deleted, since they connected: two queries per process per
+        REVALIDATE_INTERVAL, not one per socket."""
         from realtime import status
-        from realtime.auth import revoked_users
+        from realtime.auth import revoked_tokens, revoked_users
         from realtime.exceptions import NotAuthenticated
 
         while True:
@@ -305,21 +306,29 @@ class Hub:
             if not interval:
                 continue
             users = {
-                consumer.user.pk: consumer.user
+                consumer.user.pk
                 for consumer in self.connections
                 if consumer.user.is_authenticated
+            }
+            tokens = {
+                consumer.token_key
+                for consumer in self.connections
+                if consumer.token_key is not None
             }
             if not users:
                 continue
             try:
-                revoked = await revoked_users(set(users))
+                revoked = await revoked_users(users)
+                gone = await revoked_tokens(tokens)
             except Exception:
                 logger.exception("re-checking users failed")
                 continue
             for consumer in tuple(self.connections):
-                if consumer.user.is_authenticated and consumer.user.pk in revoked:
+                if not consumer.user.is_authenticated:
+                    continue
+                if consumer.user.pk in revoked or consumer.token_key in gone:
                     await consumer.close(
-                        NotAuthenticated("your account is no longer active"),
+                        NotAuthenticated("your credentials were revoked"),
                         status.WS_4401_NOT_AUTHENTICATED,
                     )
 

@@ -168,3 +168,34 @@ async def test_user_deactivated_while_connected(daphne, e2e_db, e2e_users):
     # Other users' connections on the same process are untouched.
     assert (await bob.request("test.echo", {"text": "still"}))["type"] == "rt.ack"
     await bob.close()
+
+
+async def test_deleted_token_closes_its_connections(daphne, e2e_db):
+    """Revoking a DRF token (deleting it) closes the sockets that used it with 4401
+    at the next re-check; the same user's other credentials are unaffected."""
+    server = daphne(REVALIDATE_INTERVAL=1)
+    token = django_shell(
+        e2e_db,
+        "from django.contrib.auth.models import User\n"
+        "from rest_framework.authtoken.models import Token\n"
+        "u, _ = User.objects.get_or_create(username='dave')\n"
+        "u.is_active = True; u.save()\n"
+        "Token.objects.filter(user=u).delete()\n"
+        "print(Token.objects.create(user=u).key)\n",
+    )
+    by_header = await Client.open(
+        f"{server.url}/ws/auth/", headers={"Authorization": f"Token {token}"}
+    )
+    assert by_header.welcome["data"]["user"]["username"] == "dave"
+    by_message = await Client.open(f"{server.url}/ws/auth/")
+    ack = await by_message.request("rt.auth", {"token": token})
+    assert ack["data"]["user"]["username"] == "dave"
+    django_shell(
+        e2e_db,
+        "from rest_framework.authtoken.models import Token\n"
+        "Token.objects.filter(user__username='dave').delete()\nprint(1)\n",
+    )
+    for client in (by_header, by_message):
+        frames, code = await client.closed_with(timeout=5)
+        assert code == status.WS_4401_NOT_AUTHENTICATED
+        assert frames[-1]["data"]["code"] == "not_authenticated"
