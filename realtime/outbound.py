@@ -25,6 +25,23 @@ if TYPE_CHECKING:
 class OutboundMixin:
     """Writing to the client; mixed into RealtimeConsumer."""
 
+    if TYPE_CHECKING:  # provided by RealtimeConsumer
+        base_send: Callable[[dict], Any]
+        closed: bool
+        _closing: bool
+        connection_id: str
+        log: Any
+        subs: dict[str, Any]
+        versions: dict[str, int]
+        sent_bytes: int
+        acked_bytes: int
+        ping_bytes: int
+        _pings: deque[int]
+
+        async def close(
+            self, error: exc.RealtimeError | None = None, code: int = ...
+        ) -> None: ...
+
     # Set while a send waits on the server's flow control (see _write).
     _writer: asyncio.Future | None = None
     _outbox: deque[dict] | None = None
@@ -94,7 +111,8 @@ class OutboundMixin:
         # to the transport (realtime.wire).
         if self._direct is False:
             self._direct = wire.direct_writer(self.base_send)
-        return self._direct is not None and self._direct(frame)
+        direct = self._direct
+        return callable(direct) and direct(frame)
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
         self._outbox = deque()

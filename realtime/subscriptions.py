@@ -7,6 +7,8 @@ nothing is lost or duplicated (docs/history.md).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import orjson
 
 from realtime import exceptions as exc
@@ -34,6 +36,19 @@ class Subscription:
 
 class SubscriptionsMixin:
     """The ``rt.subscribe`` / ``rt.unsubscribe`` side of RealtimeConsumer."""
+
+    if TYPE_CHECKING:  # provided by RealtimeConsumer and OutboundMixin
+        hub: Any
+        subs: dict[str, Subscription]
+        subscriptions: dict[str, list]
+        user: Any
+        versions: dict[str, int]
+
+        async def _ack(self, id: str | None, data: Any = None) -> None: ...
+        async def _send_text(self, text: str) -> None: ...
+        async def deliver(self, event: Event) -> None: ...
+        async def on_subscribe(self, group: str) -> None: ...
+        async def on_unsubscribe(self, group: str) -> None: ...
 
     def is_subscribed(self, group: str) -> bool:
         """Return True if this connection is subscribed to ``group``."""
@@ -104,10 +119,13 @@ class SubscriptionsMixin:
             for frame_seq, text in replay:
                 if frame_seq > sub.last_seq:
                     sub.last_seq = frame_seq
-                    if self.versions:
-                        text = _replayed(group, frame_seq, text, self.versions)
-                    if text is not None:
-                        await self._send_text(text)
+                    out = (
+                        _replayed(group, frame_seq, text, self.versions)
+                        if self.versions
+                        else text
+                    )
+                    if out is not None:
+                        await self._send_text(out)
         buffered, sub.buffer = sub.buffer or [], None
         for event in buffered:
             await self.deliver(event)
