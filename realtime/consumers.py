@@ -86,6 +86,8 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
     ephemeral_events: dict[str, list] = {}
     #: The DRF authtoken this connection authenticated with (re-checked by the hub).
     token_key: str | None = None
+    #: The user's own group, joined once authenticated (``notify_user`` reaches it).
+    personal_group: str | None = None
 
     _handlers: dict[str, tuple[str, list | None]] = {}
 
@@ -276,7 +278,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
 
     async def _connected(self) -> None:
         if self.user.is_authenticated:
-            group = user_group(self.user)
+            group = self.personal_group = user_group(self.user)
             self.subs[group] = sub = Subscription(group)
             sub.buffer = None
             await self.hub.join(group, self)
@@ -322,13 +324,12 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self.closed = True
         self.hub.connections.discard(self)
         metrics.connection_closed(self)
-        own = user_group(self.user) if self.user.is_authenticated else None
         for group, sub in list(self.subs.items()):
             try:
                 await self.hub.leave(group, self)
                 if sub.presence:
                     await presence.leave(self, group)
-                if group != own:
+                if group != self.personal_group:
                     await self.on_unsubscribe(group)
             except Exception:
                 self.log.exception(
@@ -415,7 +416,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             await self.close(error, error.close_code)
             return
         await self._send_error(error, frame_id)
-        if error.code in envelope.CLIENT_FAULTS:
+        if error.code in exc.CLIENT_FAULTS:
             self._faults += 1
             if self._faults >= realtime_settings.MAX_INVALID_FRAMES:
                 await self.close(

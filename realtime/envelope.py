@@ -10,16 +10,6 @@ from typing import Any
 from realtime import exceptions as exc
 from realtime.settings import realtime_settings
 
-# Errors caused by what the client sent; too many of them close with 4400.
-CLIENT_FAULTS = {
-    "bad_json",
-    "bad_envelope",
-    "unknown_type",
-    "invalid",
-    "forbidden",
-    "not_authenticated",
-}
-
 
 def check_nesting(text: str, frame: Any) -> None:
     """Refuse frames nested deeper than MAX_NESTING.

@@ -37,7 +37,7 @@ async def relay(
     from realtime.notify import publish
 
     group = validate_group_name(group)
-    if group not in consumer.subs or group == _own_group(consumer):
+    if group not in consumer.subs or group == consumer.personal_group:
         raise exc.PermissionDenied(f"subscribe to {group!r} before sending to it")
     spec = registry.get(type_, v)
     if not spec.accepts_from_client():
@@ -68,9 +68,3 @@ async def relay(
     )
     if frame_id is not None:
         await consumer._ack(frame_id, {})
-
-
-def _own_group(consumer: RealtimeConsumer) -> str | None:
-    from realtime.groups import user_group
-
-    return user_group(consumer.user) if consumer.user.is_authenticated else None

@@ -148,3 +148,15 @@ ERROR_CODES = (
     "slow_consumer",
     "heartbeat_timeout",
 )
+
+#: The codes caused by what a client sent; MAX_INVALID_FRAMES of them close with 4400.
+CLIENT_FAULTS = frozenset(
+    {
+        "bad_json",
+        "bad_envelope",
+        "unknown_type",
+        "invalid",
+        "forbidden",
+        "not_authenticated",
+    }
+)

@@ -16,7 +16,6 @@ from realtime import history, metrics, presence
 from realtime.groups import (
     compile_patterns,
     match_patterns,
-    user_group,
     validate_group_name,
 )
 from realtime.hub import Event
@@ -41,6 +40,7 @@ class SubscriptionsMixin:
         hub: Any
         subs: dict[str, Subscription]
         subscriptions: dict[str, list]
+        personal_group: str | None
         user: Any
         versions: dict[str, int]
 
@@ -136,8 +136,7 @@ class SubscriptionsMixin:
             await self.on_subscribe(group)
 
     def _client_subs(self) -> list[str]:
-        own = user_group(self.user) if self.user.is_authenticated else None
-        return [group for group in self.subs if group != own]
+        return [group for group in self.subs if group != self.personal_group]
 
     async def _check_subscribe(self, group: str) -> None:
         found = match_patterns(self.get_subscription_patterns(), group)
@@ -152,7 +151,7 @@ class SubscriptionsMixin:
                 raise exc.PermissionDenied(permission.message)
 
     async def _unsubscribe(self, group: str) -> None:
-        if group == (user_group(self.user) if self.user.is_authenticated else None):
+        if group == self.personal_group:
             raise exc.PermissionDenied("the personal group cannot be left")
         sub = self.subs.pop(group, None)
         if sub is None:

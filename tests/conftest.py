@@ -39,6 +39,42 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> Non
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def start_server(
+    app: str,
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    server: str = "daphne",
+) -> subprocess.Popen:
+    """Start daphne (or uvicorn) serving ``app`` on 127.0.0.1:``port``; return once
+    it listens. The caller stops the process."""
+    if server == "uvicorn":
+        cmd = [
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            app,
+        ]
+    else:
+        cmd = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    output = log.open("w") if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, *cmd],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, proc)
+    return proc
+
+
 @pytest.fixture(autouse=True)
 async def _fresh_realtime_state():
     """Each test gets its own hub, channel layer and memory backend."""
@@ -175,19 +211,23 @@ def e2e_db(tmp_path_factory):
     return path
 
 
-def django_shell(e2e_db: Path, code: str) -> str:
-    env = {
+def django_shell(e2e_db: Path, code: str, *, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in ``manage.py shell`` on the e2e database; return its last line."""
+    full_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
         "RT_TEST_DB": str(e2e_db),
+        **(env or {}),
     }
+    full_env.pop("PYTEST_CURRENT_TEST", None)
     done = subprocess.run(
         [sys.executable, "-m", "django", "shell", "-c", code],
         cwd=ROOT,
-        env=env,
+        env=full_env,
         check=True,
         capture_output=True,
         text=True,
+        timeout=60,
     )
     return done.stdout.strip().splitlines()[-1]
 
@@ -246,35 +286,10 @@ class DaphneFactory:
             env["RT_LAYER"] = layer
         for key, value in realtime_settings.items():
             env[f"RT_SET_{key}"] = str(value)
-        if server == "uvicorn":
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "tests.asgi:application",
-            ]
-        else:
-            cmd = [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "tests.asgi:application",
-            ]
         log = self.log_dir / f"{server}-{port}-{len(self.started)}.log"
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        proc = start_server(
+            "tests.asgi:application", port, env=env, log=log, server=server
         )
-        wait_for_port(port, proc)
         instance = Daphne(proc, port, log)
         self.started.append(instance)
         return instance

@@ -13,14 +13,13 @@ import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, django_shell
 from tests.test_exports import npm_tools  # noqa: F401  (fixture: tsc)
 
 JS = ROOT / "tests" / "js"
@@ -168,23 +167,7 @@ def append_to_history_only(e2e_db: Path, redis_url: str, group: str, n: int) -> 
         "    print(seq)\n"
         "asyncio.run(main())\n"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
-        "RT_TEST_DB": str(e2e_db),
-        "REDIS_URL": redis_url,
-    }
-    env.pop("PYTEST_CURRENT_TEST", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return int(done.stdout.strip().splitlines()[-1])
+    return int(django_shell(e2e_db, code, env={"REDIS_URL": redis_url}))
 
 
 @pytest.mark.e2e

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import free_port, start_server
 
 pytestmark = [pytest.mark.e2e]
 
@@ -35,22 +35,7 @@ print(json.dumps({"cases": len(results),
 @pytest.fixture
 def echo_server():
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "tests.echo_asgi:application",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, proc)
+    proc = start_server("tests.echo_asgi:application", port)
     yield f"ws://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)

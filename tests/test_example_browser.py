@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_port, start_server
 
 WAIT = 20_000  # ms
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -54,24 +54,12 @@ class ExampleServer:
 
     def start(self) -> None:
         self.starts += 1
-        log = (self.log_dir / f"daphne-{self.port}-{self.starts}.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "example_project.asgi:application",
-            ],
-            cwd=ROOT,
+        self.proc = start_server(
+            "example_project.asgi:application",
+            self.port,
             env=example_env(self.db, self.redis_url),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log=self.log_dir / f"daphne-{self.port}-{self.starts}.log",
         )
-        wait_for_port(self.port, self.proc)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

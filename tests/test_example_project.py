@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_port, start_server
 from tests.test_example_browser import example_env
 
 
@@ -49,25 +49,10 @@ def test_plain_daphne_serves_static_files_and_pages(tmp_path):
     env["DJANGO_DEBUG"] = "0"
     run(["manage.py", "demo", "--no-serve"], env)
     port = free_port()
-    log = (tmp_path / "daphne.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "example_project.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    proc = start_server(
+        "example_project.asgi:application", port, env=env, log=tmp_path / "daphne.log"
     )
     try:
-        wait_for_port(port, proc)
         base = f"http://127.0.0.1:{port}"
         for path, marker in [
             ("/static/realtime/realtime.js", b"export class RealtimeClient"),

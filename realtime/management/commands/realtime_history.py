@@ -8,8 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from realtime.exceptions import BadEnvelope
-from realtime.groups import validate_group_name
+from realtime.management import group_argument
 
 
 class Command(BaseCommand):
@@ -24,10 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            group = validate_group_name(options["group"])
-        except BadEnvelope as error:
-            raise CommandError(error.detail) from None
+        group = group_argument(options["group"])
         if options["since"] < 0:
             raise CommandError("--since must be >= 0")
         read = asyncio.run(_read(group, options["since"]))

@@ -6,10 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from realtime.exceptions import BadEnvelope
-from realtime.groups import validate_group_name
+from realtime.management import group_argument
 
 
 class Command(BaseCommand):
@@ -20,10 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            group = validate_group_name(options["group"])
-        except BadEnvelope as error:
-            raise CommandError(error.detail) from None
+        group = group_argument(options["group"])
         state = asyncio.run(_state(group))
         if options["json"]:
             self.stdout.write(json.dumps(state, indent=2, sort_keys=True))
