@@ -2,7 +2,9 @@
 
 Going through an event loop, a sync ``notify()`` pays a thread hop plus four or five
 Redis round trips (the history append, then channels-redis's ``group_send``). Here
-both run as one Lua script on a pooled, thread-safe sync connection. The script writes
+both run as one Lua script on a connection of the calling thread's own, packed by
+hand: redis-py connects (auth, TLS, database), but its pool, command packing and
+client layers cost more than the round trip itself. The script writes
 exactly what the layer itself would (same keys, msgpack message, random prefix,
 capacity and expiry rules), so receivers cannot tell the difference. It takes over
 only when it can do that: one Redis host, msgpack without encryption, no per-channel
@@ -12,6 +14,7 @@ capacities, and (for history) the Redis backend on the same server. Otherwise
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -25,6 +28,7 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import decode_hosts
+from django.core.signals import setting_changed
 
 from realtime.settings import realtime_settings
 
@@ -115,6 +119,22 @@ def _pool(host: dict, timeout: float) -> redis.ConnectionPool | None:
     return redis.ConnectionPool(**options)
 
 
+def _pack(args: list[bytes]) -> bytes:
+    """One command in RESP, the Redis wire format."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(parts)
+
+
+class _Threads(threading.local):
+    """Each thread's own connection, so calls need no pool and no lock."""
+
+    pid = 0
+    conn: Any = None
+    proven = False  # has answered once: a failure now means it went stale
+
+
 def _server(pool: redis.ConnectionPool) -> tuple:
     kw = pool.connection_kwargs
     return (kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
@@ -125,14 +145,15 @@ class FastPath:
 
     def __init__(self, layer: Any, kind: str, host: dict, prefix: str) -> None:
         self.layer, self.kind, self.prefix = layer, kind, prefix
-        # Connect and reply timeouts of half NOTIFY_TIMEOUT each, with redis-py's
-        # single retry on a fresh connection (a pooled socket from before a Redis
-        # restart fails once), keep one notify() near NOTIFY_TIMEOUT at worst.
+        # Connect and reply timeouts of half NOTIFY_TIMEOUT each, with one retry on
+        # a fresh connection (see _roundtrip), keep one notify() near
+        # NOTIFY_TIMEOUT at worst.
         pool = _pool(host, realtime_settings.NOTIFY_TIMEOUT / 2)
         if pool is None:
             raise LookupError("sentinel hosts")
         self.server = _server(pool)
-        self.client = redis.Redis(connection_pool=pool)
+        self.pool = pool
+        self.threads = _Threads()
         constants: dict[str, Any] = {"TEXT_KEY": _pack_key("text")}
         if kind == "core":
             constants.update(
@@ -145,30 +166,28 @@ class FastPath:
             self.random_bytes = layer._serializer.random_prefix_length
         else:
             self.random_bytes = 0
-        self.script = self.client.register_script(_script(kind, constants))
+        self.script = _script(kind, constants).encode()
+        self.sha = hashlib.sha1(self.script).hexdigest().encode()
         # The message is a msgpack map; the script appends "seq", "text" (and the
         # channel list) to this head, so the count includes them.
         self.head = bytes([0x80 | (7 if kind == "core" else 6)]) + b"".join(
             (_pack_key("type"), msgpack.packb("rt.event"))
         )
         self.keys = {name: _pack_key(name) for name in ("group", "event", "v", "seq")}
-        self._history_url: str | None = None
-        self._history_ok = False
+        self._history_ok: bool | None = None  # settled on first use
 
     def serves_history(self) -> bool:
         """True if the Redis backend keeps history on this same server."""
-        from realtime.backends import backend_class
-        from realtime.backends.redis import RedisBackend, redis_url
+        if self._history_ok is None:
+            from realtime.backends import backend_class
+            from realtime.backends.redis import RedisBackend, redis_url
 
-        if backend_class() is not RedisBackend:
-            return False
-        url = redis_url()
-        if url is None:  # history behind Sentinel: the event-loop path handles it
-            return False
-        if url != self._history_url:
-            pool = redis.ConnectionPool.from_url(url)
-            self._history_ok = _server(pool) == self.server
-            self._history_url = url
+            url = redis_url() if backend_class() is RedisBackend else None
+            # None: another backend, or history behind Sentinel; the event-loop
+            # path handles those.
+            self._history_ok = url is not None and (
+                _server(redis.ConnectionPool.from_url(url)) == self.server
+            )
         return self._history_ok
 
     def send(
@@ -196,37 +215,74 @@ class FastPath:
             )
         )
         if self.kind == "core":
-            group_key = self.layer._group_key(group)
+            group_key = self.layer._group_key(group)  # bytes
         else:
-            group_key = f"{self.prefix}__group__{group}"
+            group_key = f"{self.prefix}__group__{group}".encode()
         key_prefix = realtime_settings.KEY_PREFIX
-        seq, over = self.script(
-            keys=[
-                f"{key_prefix}:log:{{{group}}}",
-                f"{key_prefix}:meta:{{{group}}}",
+        seq, over = self._call(
+            [
+                f"{key_prefix}:log:{{{group}}}".encode(),
+                f"{key_prefix}:meta:{{{group}}}".encode(),
                 group_key,
-            ],
-            args=[
-                prefix or "",
-                suffix or "",
-                text or "",
+                (prefix or "").encode(),
+                (suffix or "").encode(),
+                (text or "").encode(),
                 head,
                 random.getrandbits(8 * self.random_bytes).to_bytes(
                     self.random_bytes, "big"
                 ),
-                repr(time.time()),
-                realtime_settings.HISTORY_SIZE,
-                realtime_settings.HISTORY_TTL,
-                os.urandom(6).hex(),
-            ],
+                repr(time.time()).encode(),
+                b"%d" % realtime_settings.HISTORY_SIZE,
+                b"%d" % realtime_settings.HISTORY_TTL,
+                os.urandom(6).hex().encode(),
+            ]
         )
         if over:
             logger.info("%s channels over capacity in group %s", over, group)
         return None if seq is None else int(seq)
 
+    def _call(self, keys_and_args: list[bytes]) -> Any:
+        """EVALSHA the script with 3 keys; EVAL it when Redis does not know it yet."""
+        try:
+            return self._roundtrip([b"EVALSHA", self.sha, b"3", *keys_and_args])
+        except redis.exceptions.NoScriptError:
+            return self._roundtrip([b"EVAL", self.script, b"3", *keys_and_args])
+
+    def _roundtrip(self, command: list[bytes]) -> Any:
+        packed = _pack(command)
+        threads = self.threads
+        if threads.conn is None or threads.pid != os.getpid():
+            threads.conn = self.pool.connection_class(**self.pool.connection_kwargs)
+            threads.pid, threads.proven = os.getpid(), False
+        conn = threads.conn
+        proven, threads.proven = threads.proven, False
+        try:
+            conn.send_packed_command([packed], check_health=False)
+            reply = conn.read_response()
+        except redis.exceptions.ConnectionError:
+            # A socket from before a Redis restart fails once, before the server
+            # ran anything: one retry on a fresh connection. Not after a timeout,
+            # where the script may have run, nor when connecting failed.
+            if not proven:
+                raise
+            conn.disconnect()
+            conn.send_packed_command([packed], check_health=False)
+            reply = conn.read_response()
+        threads.proven = True
+        return reply
+
 
 _current: tuple[Any, int, FastPath | None] | None = None
 _lock = threading.Lock()
+
+
+def _forget(**kwargs: Any) -> None:
+    # The layer, backend or Redis URL may have changed (override_settings).
+    global _current
+    _current = None
+
+
+setting_changed.connect(_forget)
 
 
 def _build(layer: Any) -> FastPath | None:

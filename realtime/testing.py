@@ -39,7 +39,11 @@ def capture_notifications() -> Iterator[list[dict]]:
     try:
         yield captured
     finally:
-        _captures.remove(captured)
+        # By identity: two captures holding equal events are still two captures.
+        for i, capture in enumerate(_captures):
+            if capture is captured:
+                del _captures[i]
+                break
 
 
 class RealtimeCommunicator(WebsocketCommunicator):

@@ -146,6 +146,36 @@ def test_redis_outage(daphne, layer_on, loop, settings, django_user_model):
     loop.run_until_complete(other.close())
 
 
+def test_first_notify_after_a_redis_restart_goes_through_once(layer_on, own_redis):
+    """The calling thread's connection dates from before the restart: notify()
+    retries once on a fresh one, without an error and without a duplicate, and
+    loads its script again (the new server has never seen it)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from realtime.testing import capture_notifications
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    key = layer.prefix + layer.non_local_name(channel)
+    probe = redis.Redis.from_url(own_redis.url)
+
+    def send(text: str) -> list[dict]:
+        async_to_sync(layer.group_add)("public.restart", channel)
+        with capture_notifications() as sent:
+            realtime.notify(
+                "public.restart", "test.note", {"text": text}, on_commit=False
+            )
+        return sent
+
+    assert send("before")[0]["seq"] == 1
+    assert probe.zcard(key) == 1
+    own_redis.stop()
+    own_redis.start()  # same port, empty
+    assert send("after")[0]["seq"] == 1  # a new history on the new server
+    assert probe.zcard(key) == 1
+
+
 async def _follow(urls: list[str], group: str, last_n: int, log: dict) -> list[int]:
     """A client that reconnects to the next server on a drop and resumes with since."""
     seqs: list[int] = []

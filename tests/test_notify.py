@@ -252,6 +252,28 @@ def test_fast_path_writes_what_the_layer_itself_would(redis_layer):
     assert orjson.loads(got[1]["text"])["seq"] == 1
 
 
+def test_fast_path_from_many_threads_keeps_replies_apart(redis_layer):
+    """Each thread has its own connection: every call gets its own seq back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(i: int) -> None:
+        realtime.notify("public.threads", "test.note", {"text": str(i)})
+
+    with capture_notifications() as sent, ThreadPoolExecutor(8) as pool:
+        list(pool.map(send, range(200)))
+    assert sorted(event["seq"] for event in sent) == list(range(1, 201))
+    assert {event["data"]["text"] for event in sent} == {str(i) for i in range(200)}
+
+
+def test_nested_captures_with_equal_contents_end_separately():
+    with capture_notifications() as outer:
+        with capture_notifications() as inner:
+            realtime.notify("public.cap", "test.note", {"text": "same"})
+        realtime.notify("public.cap", "test.note", {"text": "outer only"})
+    assert [e["data"]["text"] for e in inner] == ["same"]
+    assert [e["data"]["text"] for e in outer] == ["same", "outer only"]
+
+
 def test_fast_path_steps_aside_when_it_cannot_match_the_layer(redis_layer, settings):
     from channels.layers import channel_layers
 

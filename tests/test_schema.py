@@ -426,3 +426,34 @@ def test_notify_of_unknown_type_or_version_is_refused():
         realtime.notify("public.x", "schema_test.nothing", {}, on_commit=False)
     with pytest.raises(UnknownType, match=r"expected version in \[1, 2\], got 5"):
         realtime.notify("public.x", "test.greet", {}, v=5, on_commit=False)
+
+
+def test_validation_reuses_a_serializer_yet_keeps_calls_apart(scratch_registry):
+    """One serializer per thread is reused; validate() still sees this call's
+    initial_data, and one call's errors do not leak into the next."""
+
+    @realtime.event("schema_test.range", direction="both")
+    class Range(serializers.Serializer):
+        low = serializers.IntegerField()
+        high = serializers.IntegerField()
+
+        def validate(self, attrs):
+            if set(self.initial_data) - {"low", "high"}:
+                raise serializers.ValidationError("unexpected keys")
+            if attrs["low"] > attrs["high"]:
+                raise serializers.ValidationError("low is above high")
+            return attrs
+
+    spec = registry.get("schema_test.range")
+    assert spec.validate({"low": 1, "high": 2}) == {"low": 1, "high": 2}
+    with pytest.raises(ValidationFailed) as failed:
+        spec.validate({"low": 3, "high": 2})
+    assert failed.value.errors == {"non_field_errors": ["low is above high"]}
+    with pytest.raises(ValidationFailed) as failed:
+        spec.validate({"low": 1, "high": 2, "extra": 0})
+    assert failed.value.errors == {"non_field_errors": ["unexpected keys"]}
+    with pytest.raises(ValidationFailed) as failed:
+        spec.validate({"low": "x"})
+    assert set(failed.value.errors) == {"low", "high"}
+    assert spec.validate({"low": 5, "high": 9}) == {"low": 5, "high": 9}
+    assert spec._serializer() is spec._serializer()
