@@ -34,6 +34,8 @@ from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
 
+CLIENT_NAME = "realtime-notify"
+
 # KEYS: history log, history meta, group key (core) or group channel (pubsub).
 # ARGV: 1 frame prefix ('' without history), 2 frame suffix, 3 text (without
 # history), 4 msgpack head up to the "seq" key, 5 random prefix, 6 now (seconds),
@@ -110,6 +112,7 @@ def _pool(host: dict, timeout: float) -> redis.ConnectionPool | None:
     options = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
+        "client_name": CLIENT_NAME,  # tells these apart in CLIENT LIST
         **{k: v for k, v in host.items() if k != "address"},
     }
     if "master_name" in host or "sentinels" in host:

@@ -265,6 +265,47 @@ def test_fast_path_from_many_threads_keeps_replies_apart(redis_layer):
     assert {event["data"]["text"] for event in sent} == {str(i) for i in range(200)}
 
 
+def test_a_thread_keeps_one_connection_and_closes_it_when_it_ends(redis_layer):
+    import gc
+    import threading
+    import time
+
+    import redis
+
+    from realtime.fastpath import CLIENT_NAME
+
+    probe = redis.Redis.from_url(redis_layer)
+
+    def ours() -> int:
+        return sum(1 for c in probe.client_list() if c["name"] == CLIENT_NAME)
+
+    def until(condition) -> bool:
+        deadline = time.monotonic() + 5
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return condition()
+
+    before = ours()
+    sent, release = threading.Barrier(6), threading.Event()
+
+    def work() -> None:
+        for i in range(3):
+            realtime.notify("public.conn", "test.note", {"text": str(i)})
+        sent.wait(5)
+        release.wait(5)
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    sent.wait(5)
+    assert until(lambda: ours() == before + 5)  # one each, however many calls
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    gc.collect()
+    assert until(lambda: ours() == before)
+
+
 def test_nested_captures_with_equal_contents_end_separately():
     with capture_notifications() as outer:
         with capture_notifications() as inner:
