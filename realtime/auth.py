@@ -64,18 +64,41 @@ class SessionAuthenticator(BaseAuthenticator):
         morsel = cookie.get(settings.SESSION_COOKIE_NAME)
         if morsel is None or not morsel.value:
             return None
-        return await _session_user(morsel.value)
+        user = await _session_user(morsel.value)
+        if user is not None:
+            consumer.session_key = morsel.value  # re-checked by the hub
+        return user
+
+
+def _session_store() -> type:
+    from importlib import import_module
+
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def _session_hash_ok(session: dict, user: Any) -> bool:
+    """The session still belongs to ``user``'s current password, as Django checks
+    it in ``get_user`` (fallback secrets included)."""
+    from django.contrib.auth import HASH_SESSION_KEY
+    from django.utils.crypto import constant_time_compare
+
+    if not hasattr(user, "get_session_auth_hash"):
+        return True
+    session_hash = session.get(HASH_SESSION_KEY)
+    if not session_hash:
+        return False
+    fallbacks = getattr(user, "get_session_auth_fallback_hash", lambda: [])
+    return any(
+        constant_time_compare(session_hash, known)
+        for known in (user.get_session_auth_hash(), *fallbacks())
+    )
 
 
 @database_sync_to_async
 def _session_user(session_key: str) -> Any | None:
-    from importlib import import_module
+    from django.contrib.auth import SESSION_KEY, load_backend
 
-    from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, load_backend
-    from django.utils.crypto import constant_time_compare
-
-    engine = import_module(settings.SESSION_ENGINE)
-    session = engine.SessionStore(session_key)
+    session = _session_store()(session_key)
     try:
         user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
         backend_path = session["_auth_user_backend"]
@@ -86,14 +109,57 @@ def _session_user(session_key: str) -> Any | None:
     user = load_backend(backend_path).get_user(user_id)
     if user is None:
         raise NotAuthenticated("session user no longer exists or is inactive")
-    if hasattr(user, "get_session_auth_hash"):
-        session_hash = session.get(HASH_SESSION_KEY)
-        if not (
-            session_hash
-            and constant_time_compare(session_hash, user.get_session_auth_hash())
-        ):
-            raise NotAuthenticated("session was invalidated (password changed)")
+    if not _session_hash_ok(session, user):
+        raise NotAuthenticated("session was invalidated (password changed)")
     return user
+
+
+def _session_data(keys: list[str]) -> dict[str, dict]:
+    """Each live session's data; ended and expired sessions are left out."""
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+    from django.utils import timezone
+
+    store = _session_store()
+    if not issubclass(store, DatabaseStore):  # cache, file, custom: one by one
+        found = {}
+        for key in keys:
+            session = store(key)
+            data = session.load()
+            if session.session_key is not None:  # load() clears it when gone
+                found[key] = data
+        return found
+    # Database sessions (cached_db writes through, so the table is the truth):
+    # one query per 500 keys rather than one per session.
+    model, decoder, found = store.get_model_class(), store(), {}
+    for start in range(0, len(keys), 500):
+        rows = model.objects.filter(
+            session_key__in=keys[start : start + 500], expire_date__gt=timezone.now()
+        ).values_list("session_key", "session_data")
+        found.update((key, decoder.decode(data)) for key, data in rows)
+    return found
+
+
+@database_sync_to_async
+def ended_sessions(sessions: dict[str, Any]) -> set[str]:
+    """The session keys among ``sessions`` (key -> the pk it authenticated) that
+    were logged out, expired, flushed, or invalidated by a password change."""
+    from django.contrib.auth import SESSION_KEY
+
+    if not sessions:
+        return set()
+    live = _session_data(list(sessions))
+    users = get_user_model()._default_manager.in_bulk(set(sessions.values()))
+    ended = set()
+    for key, pk in sessions.items():
+        data, user = live.get(key), users.get(pk)
+        if (
+            data is None
+            or user is None
+            or str(data.get(SESSION_KEY)) != str(pk)
+            or not _session_hash_ok(data, user)
+        ):
+            ended.add(key)
+    return ended
 
 
 def issue_ticket(user: Any) -> str:

@@ -86,6 +86,8 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
     ephemeral_events: dict[str, list] = {}
     #: The DRF authtoken this connection authenticated with (re-checked by the hub).
     token_key: str | None = None
+    #: The Django session this connection authenticated with (re-checked by the hub).
+    session_key: str | None = None
     #: The user's own group, joined once authenticated (``notify_user`` reaches it).
     personal_group: str | None = None
 

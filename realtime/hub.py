@@ -293,11 +293,12 @@ class Hub:
             await leave_events(group, member)
 
     async def _revalidate(self) -> None:
-        """Close, with 4401, connections of users deactivated or deleted, or whose DRF
-        token was deleted, since they connected: two queries per process per
+        """Close, with 4401, connections of users deactivated or deleted, whose DRF
+        token was deleted, or whose Django session ended (logout, expiry, password
+        change), since they connected: a few queries per process per
         REVALIDATE_INTERVAL, not one per socket."""
         from realtime import status
-        from realtime.auth import revoked_tokens, revoked_users
+        from realtime.auth import ended_sessions, revoked_tokens, revoked_users
         from realtime.exceptions import NotAuthenticated
 
         while True:
@@ -305,28 +306,28 @@ class Hub:
             await asyncio.sleep(interval or 60)
             if not interval:
                 continue
-            users = {
-                consumer.user.pk
-                for consumer in self.connections
-                if consumer.user.is_authenticated
-            }
-            tokens = {
-                consumer.token_key
-                for consumer in self.connections
-                if consumer.token_key is not None
-            }
-            if not users:
+            signed_in = [c for c in self.connections if c.user.is_authenticated]
+            if not signed_in:
                 continue
+            tokens = {c.token_key for c in signed_in if c.token_key is not None}
+            sessions = {
+                c.session_key: c.user.pk for c in signed_in if c.session_key is not None
+            }
             try:
-                revoked = await revoked_users(users)
+                revoked = await revoked_users({c.user.pk for c in signed_in})
                 gone = await revoked_tokens(tokens)
+                ended = await ended_sessions(sessions)
             except Exception:
                 logger.exception("re-checking users failed")
                 continue
-            for consumer in tuple(self.connections):
-                if not consumer.user.is_authenticated:
-                    continue
-                if consumer.user.pk in revoked or consumer.token_key in gone:
+            for consumer in signed_in:
+                if consumer not in self.connections:
+                    continue  # left while the queries ran
+                if (
+                    consumer.user.pk in revoked
+                    or consumer.token_key in gone
+                    or consumer.session_key in ended
+                ):
                     await consumer.close(
                         NotAuthenticated("your credentials were revoked"),
                         status.WS_4401_NOT_AUTHENTICATED,

@@ -199,3 +199,54 @@ async def test_deleted_token_closes_its_connections(daphne, e2e_db):
         frames, code = await client.closed_with(timeout=5)
         assert code == status.WS_4401_NOT_AUTHENTICATED
         assert frames[-1]["data"]["code"] == "not_authenticated"
+
+
+SESSION = (
+    "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
+    "from django.contrib.sessions.backends.db import SessionStore\n"
+    "def session(u):\n"
+    "    s = SessionStore()\n"
+    "    s[SESSION_KEY] = str(u.pk)\n"
+    "    s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+    "    s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
+    "    s.save()\n"
+    "    return s.session_key\n"
+)
+
+
+async def test_ended_session_closes_its_connections(daphne, e2e_db):
+    """A session logged out (deleted) or invalidated by a password change closes the
+    sockets it opened with 4401 at the next re-check; the user's other session and
+    other users stay connected."""
+    server = daphne(REVALIDATE_INTERVAL=1)
+    keys = django_shell(
+        e2e_db,
+        SESSION + "from django.contrib.auth.models import User\n"
+        "erin, _ = User.objects.get_or_create(username='erin')\n"
+        "frank, _ = User.objects.get_or_create(username='frank')\n"
+        "print(session(erin), session(erin), session(frank))\n",
+    )
+    out, kept, changed = keys.split()
+    clients = {}
+    for name, key in (("out", out), ("kept", kept), ("changed", changed)):
+        clients[name] = await Client.open(
+            f"{server.url}/ws/auth/",
+            headers={"Cookie": f"sessionid={key}"},
+            origin="http://allowed.example",
+        )
+        assert clients[name].welcome["data"]["user"]["username"] in ("erin", "frank")
+    django_shell(
+        e2e_db,
+        "from django.contrib.auth.models import User\n"
+        "from django.contrib.sessions.backends.db import SessionStore\n"
+        f"SessionStore('{out}').delete()\n"  # what logout() does
+        "frank = User.objects.get(username='frank')\n"
+        "frank.set_password('a new one'); frank.save()\nprint(1)\n",
+    )
+    for name in ("out", "changed"):
+        frames, code = await clients[name].closed_with(timeout=5)
+        assert code == status.WS_4401_NOT_AUTHENTICATED, name
+        assert frames[-1]["data"]["code"] == "not_authenticated"
+    kept_client = clients["kept"]
+    assert (await kept_client.request("test.echo", {"text": "on"}))["type"] == "rt.ack"
+    await kept_client.close()
