@@ -313,6 +313,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             await asyncio.wait([self._writer], timeout=5)
         self.closed = True
         self.close_code = code
+        self._flush_held()
         try:
             await self.base_send({"type": "websocket.close", "code": code})
         except Exception:

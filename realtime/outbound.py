@@ -48,7 +48,7 @@ class OutboundMixin:
     # Set once the connection is found too slow: it is being closed with 4507.
     _slow = False
     # daphne's frame writer (see realtime.wire): False until looked up, None if none.
-    _direct: Callable[[bytes], bool] | bool | None = False
+    _direct: wire.DirectWriter | bool | None = False
 
     async def _send_frame(self, frame: dict) -> None:
         from realtime.notify import dumps
@@ -84,6 +84,7 @@ class OutboundMixin:
         if self._writer is not None:
             self._outbox.append(message)
         elif frame is None or not self._write_frame(frame):
+            self._flush_held()
             send = self.base_send(message)
             try:
                 waiting = send.send(None)
@@ -113,6 +114,13 @@ class OutboundMixin:
             self._direct = wire.direct_writer(self.base_send)
         direct = self._direct
         return callable(direct) and direct(frame)
+
+    def _flush_held(self) -> None:
+        # Frames the direct writer holds until the end of the loop turn leave before
+        # anything sent through the server: the socket sees the order of _write.
+        direct = self._direct
+        if direct and direct.pending:
+            direct.flush()
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
         self._outbox = deque()

@@ -9,10 +9,18 @@ builds it once per event and writes it to each daphne connection's transport, on
 while autobahn itself would write exactly those bytes there: the connection is open,
 uncompressed, has nothing queued, and the frame needs no fragmenting. Every other
 case (uvicorn, other servers, another daphne or autobahn) uses the ASGI send.
+
+Frames are held until the end of the event-loop turn and each socket's are sent with
+one ``send()``. Handed to Twisted one by one, every burst cost each socket a writer
+registration, a wake-up and a deregistration (two ``epoll_ctl`` calls and a callback);
+sent at once instead, each frame would be a TCP segment of its own, which multiplies
+the reader's work. Only when the kernel does not take everything does the rest go to
+the transport, which then writes it as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -38,9 +46,8 @@ def _daphne_reply() -> Any:
     return Server.handle_reply
 
 
-def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
-    """A function that writes a frame to ``send``'s daphne connection and returns
-    True, or False when this frame must go through ``send``; None for other servers."""
+def direct_writer(send: Callable) -> DirectWriter | None:
+    """A writer of frames to ``send``'s daphne connection; None for other servers."""
     handle_reply = _daphne_reply()
     if (
         handle_reply is None
@@ -52,22 +59,95 @@ def direct_writer(send: Callable) -> Callable[[bytes], bool] | None:
         return None
     protocol = send.args[0]
     try:
-        open_state = protocol.STATE_OPEN
-        protocol.send_queue, protocol._perMessageCompress, protocol.transport  # noqa: B018
-        fragment, largest = protocol.autoFragmentSize, protocol.maxMessagePayloadSize
+        protocol.STATE_OPEN, protocol.send_queue, protocol._perMessageCompress  # noqa: B018
+        protocol.autoFragmentSize, protocol.maxMessagePayloadSize  # noqa: B018
     except AttributeError:  # not the autobahn this was written against
         return None
-    limit = min(size for size in (fragment, largest, 1 << 62) if size > 0)
+    return DirectWriter(protocol, asyncio.get_running_loop())
 
-    def write(frame: bytes) -> bool:
+
+class DirectWriter:
+    """Writes ready-made frames to one daphne connection, once per loop turn."""
+
+    __slots__ = ("limit", "loop", "open_state", "pending", "protocol")
+
+    def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.protocol, self.loop = protocol, loop
+        self.open_state = protocol.STATE_OPEN
+        sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
+        self.limit = min(size for size in sizes if size > 0)
+        self.pending: list[bytes] | None = None
+
+    def __call__(self, frame: bytes) -> bool:
+        """Take ``frame`` and return True, or False when it must go through the
+        ASGI send (autobahn would not write exactly these bytes now)."""
+        protocol = self.protocol
         if (
-            protocol.state != open_state
+            protocol.state != self.open_state
             or protocol.send_queue
             or protocol._perMessageCompress is not None
-            or len(frame) > limit  # the payload is shorter: conservative
+            or len(frame) > self.limit  # the payload is shorter: conservative
         ):
             return False
-        protocol.transport.write(frame)
+        if self.pending is None:
+            self.pending = [frame]
+            dirty = _dirty.get(self.loop)
+            if dirty is None:
+                _dirty[self.loop] = [self]
+                self.loop.call_soon(_flush_turn, self.loop)
+            else:
+                dirty.append(self)
+        else:
+            self.pending.append(frame)
         return True
 
-    return write
+    def flush(self) -> None:
+        """Write what is held now (before anything else is sent on the socket)."""
+        frames, self.pending = self.pending, None
+        if not frames:
+            return
+        protocol = self.protocol
+        if protocol.state != self.open_state:
+            return  # closing: autobahn drops data frames after its close frame too
+        _send(protocol.transport, frames[0] if len(frames) == 1 else b"".join(frames))
+
+
+_dirty: dict[asyncio.AbstractEventLoop, list[DirectWriter]] = {}
+
+
+def _flush_turn(loop: asyncio.AbstractEventLoop) -> None:
+    for writer in _dirty.pop(loop, ()):
+        writer.flush()
+
+
+@functools.cache
+def _tcp_connection() -> type | None:
+    try:
+        from twisted.internet.tcp import Connection
+    except ImportError:
+        return None
+    return Connection
+
+
+def _send(transport: Any, data: bytes) -> None:
+    # Straight to the socket when Twisted holds nothing for it (else the bytes would
+    # overtake what it holds); whatever the kernel does not take goes to Twisted.
+    # Plain TCP only: a TLS transport (wss) encrypts in Twisted, and its wrapper
+    # answers for the raw socket underneath.
+    tcp = _tcp_connection()
+    if (
+        tcp is None
+        or not isinstance(transport, tcp)
+        or transport.dataBuffer
+        or transport._tempDataBuffer
+        or transport.disconnecting
+        or not transport.connected
+    ):
+        transport.write(data)
+        return
+    try:
+        sent = transport.socket.send(data)
+    except OSError:  # full, or broken: Twisted handles both as usual
+        sent = 0
+    if sent < len(data):
+        transport.write(data[sent:] if sent else data)

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 
+import orjson
 import pytest
 
 from realtime import status
@@ -94,6 +95,43 @@ async def test_slow_reader_is_closed_4507_and_others_keep_receiving(server):
     assert delivered == list(range(len(delivered)))  # in order, no gaps, then cut
     assert len(delivered) < 120
     await fast.close()
+    await sender.close()
+
+
+async def test_ping_follows_the_bytes_it_vouches_for(daphne, module_redis):
+    """The ping written once MAX_PENDING_BYTES / 4 more bytes went out must reach
+    the client after those bytes, though group events are written straight to
+    daphne's socket at the end of the loop turn and the ping through the server:
+    otherwise its pong would vouch for frames the client has not read yet."""
+    limit = 65536
+    server = daphne(redis_url=module_redis, MAX_PENDING_BYTES=limit, RATE=1000.0)
+    reader = await Client.open(f"{server.url}/ws/", answer_pings=False)
+    await reader.send(
+        {"type": "rt.subscribe", "id": "s", "data": {"group": "public.p"}}
+    )
+    ack = await asyncio.wait_for(reader.ws.recv(), 5)
+    assert '"rt.ack"' in ack
+    sender = await Client.open(f"{server.url}/ws/")
+    for _ in range(60):  # ~58 KB: three pings' worth
+        await sender.send(
+            {"type": "test.say", "data": {"group": "public.p", "text": "x" * 900}}
+        )
+    # The server's count, replayed over what arrived: every frame's text, from the
+    # welcome on; a ping is due once more than limit // 4 went out since the last.
+    sent = len(orjson.dumps(reader.welcome)) + len(ack)
+    last_ping, pings, events = 0, 0, 0
+    while events < 60:
+        raw = await asyncio.wait_for(reader.ws.recv(), 5)
+        if raw == '{"type":"rt.ping"}':
+            assert sent - last_ping > limit // 4, "the ping overtook the bytes"
+            last_ping, pings = sent, pings + 1
+            await reader.send({"type": "rt.pong"})
+        else:
+            assert '"type":"test.say"' in raw
+            events += 1
+        sent += len(raw)
+    assert pings >= 3
+    await reader.close()
     await sender.close()
 
 
