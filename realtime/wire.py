@@ -1,21 +1,24 @@
-"""Group events written to daphne sockets as ready-made WebSocket frames.
+"""Group events written to daphne and uvicorn sockets as ready-made WebSocket frames.
 
 daphne passes every ``websocket.send`` through its server, its protocol and
 autobahn's sendMessage, sendFrame and sendData; autobahn 26 formats the arguments of
-a debug log line for every frame even with debug logging off. Together that is about
-half of daphne's CPU per fan-out delivery (docs/benchmarks.md). A server-to-client
-text frame is the same bytes for every socket (servers do not mask), so the hub
-builds it once per event and writes it to each daphne connection's transport, only
-while autobahn itself would write exactly those bytes there: the connection is open,
-uncompressed, has nothing queued, and the frame needs no fragmenting. Every other
-case (uvicorn, other servers, another daphne or autobahn) uses the ASGI send.
+a debug log line for every frame even with debug logging off. uvicorn frames each
+message with websockets' sans-I/O protocol. Either is most of the server's CPU per
+fan-out delivery (docs/benchmarks.md). A server-to-client text frame is the same bytes
+for every socket (servers do not mask), so the hub builds it once per event and writes
+it to each connection's transport, only while the server itself would write exactly
+those bytes there: the connection is open, uncompressed, has nothing queued, and the
+frame needs no fragmenting. Every other case (other servers or protocol versions,
+compression, flow control) uses the ASGI send.
 
-Frames are held until the end of the event-loop turn and each socket's are sent with
-one ``send()``. Handed to Twisted one by one, every burst cost each socket a writer
+Frames are held until the end of the event-loop turn and each socket's are written at
+once. Handed to Twisted one by one, every burst cost each socket a writer
 registration, a wake-up and a deregistration (two ``epoll_ctl`` calls and a callback);
 sent at once instead, each frame would be a TCP segment of its own, which multiplies
-the reader's work. Only when the kernel does not take everything does the rest go to
-the transport, which then writes it as usual.
+the reader's work. On daphne the bytes go straight to the socket while Twisted holds
+nothing for it; what the kernel does not take goes to the transport, which then writes
+it as usual. Anything the consumer sends through the server first flushes what is held
+(``OutboundMixin._flush_held``), so the socket sees the order of the writes.
 """
 
 from __future__ import annotations
@@ -46,48 +49,61 @@ def _daphne_reply() -> Any:
     return Server.handle_reply
 
 
-def direct_writer(send: Callable) -> DirectWriter | None:
-    """A writer of frames to ``send``'s daphne connection; None for other servers."""
-    handle_reply = _daphne_reply()
-    if (
-        handle_reply is None
-        or not isinstance(send, functools.partial)
-        or getattr(send.func, "__func__", None) is not handle_reply
-        or len(send.args) != 1
-        or send.keywords
-    ):
-        return None
-    protocol = send.args[0]
+@functools.cache
+def _uvicorn_protocol() -> Any:
     try:
-        protocol.STATE_OPEN, protocol.send_queue, protocol._perMessageCompress  # noqa: B018
-        protocol.autoFragmentSize, protocol.maxMessagePayloadSize  # noqa: B018
-    except AttributeError:  # not the autobahn this was written against
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol,
+        )
+        from websockets.protocol import State
+    except ImportError:
         return None
-    return DirectWriter(protocol, asyncio.get_running_loop())
+    return WebSocketsSansIOProtocol, State.OPEN
+
+
+def direct_writer(send: Callable) -> DirectWriter | None:
+    """A writer of frames to ``send``'s connection; None for other servers."""
+    try:
+        if isinstance(send, functools.partial):
+            if (
+                _daphne_reply() is not None
+                and getattr(send.func, "__func__", None) is _daphne_reply()
+                and len(send.args) == 1
+                and not send.keywords
+            ):
+                return DaphneWriter(send.args[0], asyncio.get_running_loop())
+        elif _uvicorn_protocol() is not None:
+            cls, _open = _uvicorn_protocol()
+            if getattr(send, "__func__", None) is cls.send:
+                return UvicornWriter(send.__self__, asyncio.get_running_loop())
+    except AttributeError:  # not the server version this was written against
+        pass
+    return None
 
 
 class DirectWriter:
-    """Writes ready-made frames to one daphne connection, once per loop turn."""
+    """Writes ready-made frames to one connection, once per loop turn."""
 
-    __slots__ = ("limit", "loop", "open_state", "pending", "protocol")
+    __slots__ = ("loop", "pending", "protocol")
 
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.protocol, self.loop = protocol, loop
-        self.open_state = protocol.STATE_OPEN
-        sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
-        self.limit = min(size for size in sizes if size > 0)
         self.pending: list[bytes] | None = None
+
+    def writable(self, frame: bytes) -> bool:
+        """The server would write exactly ``frame`` to the transport now."""
+        raise NotImplementedError
+
+    def still_open(self) -> bool:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
 
     def __call__(self, frame: bytes) -> bool:
         """Take ``frame`` and return True, or False when it must go through the
-        ASGI send (autobahn would not write exactly these bytes now)."""
-        protocol = self.protocol
-        if (
-            protocol.state != self.open_state
-            or protocol.send_queue
-            or protocol._perMessageCompress is not None
-            or len(frame) > self.limit  # the payload is shorter: conservative
-        ):
+        ASGI send."""
+        if not self.writable(frame):
             return False
         if self.pending is None:
             self.pending = [frame]
@@ -104,12 +120,90 @@ class DirectWriter:
     def flush(self) -> None:
         """Write what is held now (before anything else is sent on the socket)."""
         frames, self.pending = self.pending, None
-        if not frames:
-            return
+        if frames and self.still_open():  # closing: the server drops data frames too
+            self.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+
+class DaphneWriter(DirectWriter):
+    """daphne 4 on autobahn: straight to the TCP socket when Twisted holds nothing."""
+
+    __slots__ = ("limit", "open_state")
+
+    def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(protocol, loop)
+        self.open_state = protocol.STATE_OPEN
+        protocol.send_queue, protocol._perMessageCompress  # noqa: B018
+        sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
+        self.limit = min(size for size in sizes if size > 0)
+
+    def writable(self, frame: bytes) -> bool:
         protocol = self.protocol
-        if protocol.state != self.open_state:
-            return  # closing: autobahn drops data frames after its close frame too
-        _send(protocol.transport, frames[0] if len(frames) == 1 else b"".join(frames))
+        return (
+            protocol.state == self.open_state
+            and not protocol.send_queue
+            and protocol._perMessageCompress is None
+            and len(frame) <= self.limit  # the payload is shorter: conservative
+        )
+
+    def still_open(self) -> bool:
+        return self.protocol.state == self.open_state
+
+    def write(self, data: bytes) -> None:
+        # Plain TCP only: a TLS transport (wss) encrypts in Twisted, and its wrapper
+        # answers for the raw socket underneath.
+        transport = self.protocol.transport
+        tcp = _tcp_connection()
+        if (
+            tcp is None
+            or not isinstance(transport, tcp)
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or transport.disconnecting
+            or not transport.connected
+        ):
+            transport.write(data)  # after what Twisted holds
+            return
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # full, or broken: Twisted handles both as usual
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:] if sent else data)
+
+
+class UvicornWriter(DirectWriter):
+    """uvicorn's websockets sans-I/O protocol: one ``transport.write`` per turn."""
+
+    __slots__ = ("open_state",)
+
+    def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(protocol, loop)
+        self.open_state = _uvicorn_protocol()[1]
+        protocol.conn.extensions, protocol.writable, protocol.transport  # noqa: B018
+
+    def writable(self, frame: bytes) -> bool:
+        protocol = self.protocol
+        conn = protocol.conn
+        return (
+            protocol.handshake_complete
+            and not protocol.close_sent
+            and protocol.initial_response is None
+            and protocol.writable.is_set()  # else flow control: the ASGI send waits
+            and conn.state is self.open_state
+            and not conn.extensions  # permessage-deflate
+            and not conn.expect_continuation_frame
+        )
+
+    def still_open(self) -> bool:
+        protocol = self.protocol
+        return (
+            not protocol.close_sent
+            and protocol.conn.state is self.open_state
+            and not protocol.transport.is_closing()
+        )
+
+    def write(self, data: bytes) -> None:
+        self.protocol.transport.write(data)
 
 
 _dirty: dict[asyncio.AbstractEventLoop, list[DirectWriter]] = {}
@@ -127,27 +221,3 @@ def _tcp_connection() -> type | None:
     except ImportError:
         return None
     return Connection
-
-
-def _send(transport: Any, data: bytes) -> None:
-    # Straight to the socket when Twisted holds nothing for it (else the bytes would
-    # overtake what it holds); whatever the kernel does not take goes to Twisted.
-    # Plain TCP only: a TLS transport (wss) encrypts in Twisted, and its wrapper
-    # answers for the raw socket underneath.
-    tcp = _tcp_connection()
-    if (
-        tcp is None
-        or not isinstance(transport, tcp)
-        or transport.dataBuffer
-        or transport._tempDataBuffer
-        or transport.disconnecting
-        or not transport.connected
-    ):
-        transport.write(data)
-        return
-    try:
-        sent = transport.socket.send(data)
-    except OSError:  # full, or broken: Twisted handles both as usual
-        sent = 0
-    if sent < len(data):
-        transport.write(data[sent:] if sent else data)

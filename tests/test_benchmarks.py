@@ -115,3 +115,18 @@ def test_text_frame_is_what_autobahn_sends(size):
     text = "é" * (size // 2) + "x" * (size % 2)  # ``size`` bytes of UTF-8
     protocol.sendMessage(text.encode(), isBinary=False)
     assert text_frame(text) == protocol.transport.value()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_text_frame_is_what_uvicorn_sends(size):
+    # The same for uvicorn's default WebSocket protocol (websockets, sans-I/O).
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    from realtime.wire import text_frame
+
+    conn = ServerProtocol()
+    conn.state = State.OPEN
+    text = "é" * (size // 2) + "x" * (size % 2)
+    conn.send_text(text.encode())
+    assert text_frame(text) == b"".join(conn.data_to_send())
