@@ -2,9 +2,10 @@
 
 Going through an event loop, a sync ``notify()`` pays a thread hop plus four or five
 Redis round trips (the history append, then channels-redis's ``group_send``). Here
-both run as one Lua script on a connection of the calling thread's own, packed by
-hand: redis-py connects (auth, TLS, database), but its pool, command packing and
-client layers cost more than the round trip itself. The script writes
+both run as one Lua script, the command packed by hand, on a connection taken from a
+lock-free stack of idle ones (as many as there were concurrent callers): redis-py
+connects (auth, TLS, database), but its pool, command packing and client layers cost
+more than the round trip itself. The script writes
 exactly what the layer itself would (same keys, msgpack message, random prefix,
 capacity and expiry rules), so receivers cannot tell the difference. It takes over
 only when it can do that: one Redis host, msgpack without encryption, no per-channel
@@ -18,8 +19,10 @@ import hashlib
 import logging
 import os
 import random
+import re
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import msgpack
@@ -122,20 +125,57 @@ def _pool(host: dict, timeout: float) -> redis.ConnectionPool | None:
     return redis.ConnectionPool(**options)
 
 
+# The script's reply, {seq or nil, over}, or an error line. Anything else is a
+# protocol error (the connection is then dropped).
+_REPLY = re.compile(rb"\*2\r\n(?::(-?\d+)|\$-1)\r\n:(-?\d+)\r\n")
+_ERROR = re.compile(rb"-([^\r]*)\r\n")
+
+
+def _exchange(conn: Any, packed: bytes) -> list:
+    """Send one packed command on ``conn`` and read the script's reply.
+
+    redis-py connects (and performs auth, TLS, SELECT); the exchange itself is done
+    on its socket here, which costs a fraction of redis-py's reply parser. Raises
+    ConnectionError only when no byte of a reply came back (the caller may retry),
+    InvalidResponse when the reply was cut or not the script's.
+    """
+    if conn._sock is None:
+        conn.connect()
+    sock, data = conn._sock, b""
+    try:
+        sock.sendall(packed)
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionResetError("connection closed by the server")
+            data += chunk
+            if data.endswith(b"\r\n"):
+                if reply := _REPLY.fullmatch(data):
+                    seq, over = reply.groups()
+                    return [None if seq is None else int(seq), int(over)]
+                if error := _ERROR.fullmatch(data):
+                    message = error.group(1).decode(errors="replace")
+                    if message.startswith("NOSCRIPT"):
+                        raise redis.exceptions.NoScriptError(message)
+                    raise redis.exceptions.ResponseError(message)
+                if not data.startswith(b"*"):  # a whole reply, but not the script's
+                    raise redis.exceptions.InvalidResponse(f"unexpected {data[:80]!r}")
+            if len(data) > 4096:
+                raise redis.exceptions.InvalidResponse(f"unexpected {data[:80]!r}")
+    except TimeoutError as exc:  # socket.timeout: the script may have run
+        raise redis.exceptions.TimeoutError("no reply from Redis in time") from exc
+    except OSError as exc:
+        if data:
+            raise redis.exceptions.InvalidResponse(f"reply cut: {exc}") from exc
+        raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
+
+
 def _pack(args: list[bytes]) -> bytes:
     """One command in RESP, the Redis wire format."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
     return b"".join(parts)
-
-
-class _Threads(threading.local):
-    """Each thread's own connection, so calls need no pool and no lock."""
-
-    pid = 0
-    conn: Any = None
-    proven = False  # has answered once: a failure now means it went stale
 
 
 def _server(pool: redis.ConnectionPool) -> tuple:
@@ -156,7 +196,10 @@ class FastPath:
             raise LookupError("sentinel hosts")
         self.server = _server(pool)
         self.pool = pool
-        self.threads = _Threads()
+        # Connections not in use, each of which has answered before. deque's
+        # append and pop are atomic: no lock, and a connection outlives the thread
+        # (or greenlet) that opened it, so a thread per request still reuses them.
+        self.idle: deque[Any] = deque()
         constants: dict[str, Any] = {"TEXT_KEY": _pack_key("text")}
         if kind == "core":
             constants.update(
@@ -253,25 +296,29 @@ class FastPath:
 
     def _roundtrip(self, command: list[bytes]) -> Any:
         packed = _pack(command)
-        threads = self.threads
-        if threads.conn is None or threads.pid != os.getpid():
-            threads.conn = self.pool.connection_class(**self.pool.connection_kwargs)
-            threads.pid, threads.proven = os.getpid(), False
-        conn = threads.conn
-        proven, threads.proven = threads.proven, False
         try:
-            conn.send_packed_command([packed], check_health=False)
-            reply = conn.read_response()
-        except redis.exceptions.ConnectionError:
-            # A socket from before a Redis restart fails once, before the server
-            # ran anything: one retry on a fresh connection. Not after a timeout,
-            # where the script may have run, nor when connecting failed.
-            if not proven:
-                raise
-            conn.disconnect()
-            conn.send_packed_command([packed], check_health=False)
-            reply = conn.read_response()
-        threads.proven = True
+            conn, proven = self.idle.pop(), True
+        except IndexError:
+            conn = self.pool.connection_class(**self.pool.connection_kwargs)
+            proven = False
+        try:
+            try:
+                reply = _exchange(conn, packed)
+            except redis.exceptions.ConnectionError:
+                # A socket from before a Redis restart fails once, before the server
+                # ran anything: one retry on a fresh connection. Not after a
+                # timeout, where the script may have run, nor when connecting failed.
+                if not proven:
+                    raise
+                conn.disconnect()
+                reply = _exchange(conn, packed)
+        except redis.exceptions.ResponseError:
+            self.idle.append(conn)  # Redis answered: the connection is fine
+            raise
+        except BaseException:
+            conn.disconnect()  # in an unknown state: not reused
+            raise
+        self.idle.append(conn)
         return reply
 
 
