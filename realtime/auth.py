@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -70,7 +71,7 @@ class SessionAuthenticator(BaseAuthenticator):
         return user
 
 
-def _session_store() -> type:
+def _session_store() -> Any:
     from importlib import import_module
 
     return import_module(settings.SESSION_ENGINE).SessionStore
@@ -87,7 +88,9 @@ def _session_hash_ok(session: dict, user: Any) -> bool:
     session_hash = session.get(HASH_SESSION_KEY)
     if not session_hash:
         return False
-    fallbacks = getattr(user, "get_session_auth_fallback_hash", lambda: [])
+    fallbacks: Callable[[], Any] = getattr(
+        user, "get_session_auth_fallback_hash", lambda: []
+    )
     return any(
         constant_time_compare(session_hash, known)
         for known in (user.get_session_auth_hash(), *fallbacks())

@@ -119,7 +119,7 @@ class OutboundMixin:
         # Frames the direct writer holds until the end of the loop turn leave before
         # anything sent through the server: the socket sees the order of _write.
         direct = self._direct
-        if direct and direct.pending:
+        if isinstance(direct, wire.DirectWriter) and direct.pending:
             direct.flush()
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:

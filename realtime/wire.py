@@ -74,8 +74,9 @@ def direct_writer(send: Callable) -> DirectWriter | None:
                 return DaphneWriter(send.args[0], asyncio.get_running_loop())
         elif _uvicorn_protocol() is not None:
             cls, _open = _uvicorn_protocol()
-            if getattr(send, "__func__", None) is cls.send:
-                return UvicornWriter(send.__self__, asyncio.get_running_loop())
+            method: Any = send
+            if getattr(method, "__func__", None) is cls.send:
+                return UvicornWriter(method.__self__, asyncio.get_running_loop())
     except AttributeError:  # not the server version this was written against
         pass
     return None
@@ -215,7 +216,7 @@ def _flush_turn(loop: asyncio.AbstractEventLoop) -> None:
 
 
 @functools.cache
-def _tcp_connection() -> type | None:
+def _tcp_connection() -> Any:
     try:
         from twisted.internet.tcp import Connection
     except ImportError:
