@@ -221,6 +221,8 @@ class FastPath:
         )
         self.keys = {name: _pack_key(name) for name in ("group", "event", "v", "seq")}
         self._history_ok: bool | None = None  # settled on first use
+        # Settings changes replace the whole FastPath (see _forget).
+        self._fixed: dict[tuple[str, str, int | None], tuple[bytes, ...]] = {}
 
     def serves_history(self) -> bool:
         """True if the Redis backend keeps history on this same server."""
@@ -247,6 +249,34 @@ class FastPath:
         text: str | None = None,
     ) -> int | None:
         """Append to history (when ``prefix`` is given) and send; return the seq."""
+        fixed = self._fixed.get((group, type, v))
+        if fixed is None:
+            fixed = self._fix(group, type, v)
+        log_key, meta_key, group_key, head, size, ttl = fixed
+        seq, over = self._call(
+            [
+                log_key,
+                meta_key,
+                group_key,
+                (prefix or "").encode(),
+                (suffix or "").encode(),
+                (text or "").encode(),
+                head,
+                random.getrandbits(8 * self.random_bytes).to_bytes(
+                    self.random_bytes, "big"
+                ),
+                repr(time.time()).encode(),
+                size,
+                ttl,
+                os.urandom(6).hex().encode(),
+            ]
+        )
+        if over:
+            logger.info("%s channels over capacity in group %s", over, group)
+        return None if seq is None else int(seq)
+
+    def _fix(self, group: str, type: str, v: int | None) -> tuple[bytes, ...]:
+        """The arguments that depend only on (group, type, v), encoded once."""
         keys = self.keys
         head = b"".join(
             (
@@ -265,27 +295,18 @@ class FastPath:
         else:
             group_key = f"{self.prefix}__group__{group}".encode()
         key_prefix = realtime_settings.KEY_PREFIX
-        seq, over = self._call(
-            [
-                f"{key_prefix}:log:{{{group}}}".encode(),
-                f"{key_prefix}:meta:{{{group}}}".encode(),
-                group_key,
-                (prefix or "").encode(),
-                (suffix or "").encode(),
-                (text or "").encode(),
-                head,
-                random.getrandbits(8 * self.random_bytes).to_bytes(
-                    self.random_bytes, "big"
-                ),
-                repr(time.time()).encode(),
-                b"%d" % realtime_settings.HISTORY_SIZE,
-                b"%d" % realtime_settings.HISTORY_TTL,
-                os.urandom(6).hex().encode(),
-            ]
+        fixed = (
+            f"{key_prefix}:log:{{{group}}}".encode(),
+            f"{key_prefix}:meta:{{{group}}}".encode(),
+            group_key,
+            head,
+            b"%d" % realtime_settings.HISTORY_SIZE,
+            b"%d" % realtime_settings.HISTORY_TTL,
         )
-        if over:
-            logger.info("%s channels over capacity in group %s", over, group)
-        return None if seq is None else int(seq)
+        if len(self._fixed) >= 4096:  # many groups (one per user): start over
+            self._fixed.clear()
+        self._fixed[group, type, v] = fixed
+        return fixed
 
     def _call(self, keys_and_args: list[bytes]) -> Any:
         """EVALSHA the script with 3 keys; EVAL it when Redis does not know it yet."""

@@ -392,3 +392,14 @@ def test_fast_path_reads_only_the_scripts_reply(chunks, expected):
     finally:
         ours.close()
         server.close()
+
+
+def test_history_policy_follows_a_settings_change(settings):
+    from realtime.history import keeps_history
+
+    assert keeps_history("public.a") is True
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_GROUPS": ["room.*"]}
+    assert keeps_history("public.a") is False  # not the answer remembered above
+    assert keeps_history("room.1") is True
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_GROUPS": []}
+    assert keeps_history("room.1") is False
