@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from realtime.settings import DEFAULTS, IMPORT_STRINGS, realtime_settings
+
+T = TypeVar("T")
 
 
 @register(Tags.compatibility)
@@ -121,8 +123,8 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
     return problems
 
 
-def _subclasses(cls: type) -> list[type]:
-    found = []
+def _subclasses(cls: type[T]) -> list[type[T]]:
+    found: list[type[T]] = []
     for sub in cls.__subclasses__():
         found.append(sub)
         found.extend(_subclasses(sub))

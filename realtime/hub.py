@@ -74,6 +74,8 @@ class Event:
     def _downgrade(self, version: int) -> str | None:
         from realtime.schema import registry
 
+        if self.v is None:  # unversioned: every client takes it as is
+            return self.text
         frame = orjson.loads(self.text)
         try:
             target, frame["data"] = registry.downgrade_for(

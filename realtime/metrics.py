@@ -30,6 +30,7 @@ from realtime.exceptions import ERROR_CODES
 if TYPE_CHECKING:
     from realtime.consumers import RealtimeConsumer
 
+prom: Any
 try:
     import prometheus_client as prom
 except ImportError:  # pragma: no cover - exercised by the no-op test

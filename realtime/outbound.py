@@ -12,7 +12,7 @@ import asyncio
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from realtime import exceptions as exc
 from realtime import metrics, status, wire
@@ -82,7 +82,7 @@ class OutboundMixin:
         if message is None:
             message = {"type": "websocket.send", "text": text}
         if self._writer is not None:
-            self._outbox.append(message)
+            cast(deque, self._outbox).append(message)
         elif frame is None or not self._write_frame(frame):
             self._flush_held()
             send = self.base_send(message)

@@ -25,6 +25,8 @@ Direction = Literal["client", "server", "both"]
 DIRECTIONS = ("client", "server", "both")
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 Converter = Callable[[dict[str, Any]], dict[str, Any]]
+# The builtin, under a name that the ``type`` field and parameters do not shadow.
+Class = type
 
 
 class NoDowngrade(LookupError):
@@ -49,7 +51,7 @@ class EventSpec:
     type: str
     version: int
     direction: str
-    serializer_class: type
+    serializer_class: Class
     description: str = ""
     origin: str = field(default="", compare=False)
     # One serializer per thread, reused: building one deep-copies every declared
@@ -336,12 +338,12 @@ def event(
     version: int = 1,
     direction: Direction = "both",
     description: str | None = None,
-) -> Callable[[type], type]:
+) -> Callable[[Class], Class]:
     """Class decorator that registers a DRF serializer as the payload of an event."""
     _check_type_name(type)
     _check_version(type, version)
 
-    def decorator(serializer_class: type) -> type:
+    def decorator(serializer_class: Class) -> Class:
         from rest_framework.serializers import BaseSerializer
 
         if not (

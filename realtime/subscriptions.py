@@ -7,7 +7,7 @@ nothing is lost or duplicated (docs/history.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import orjson
 
@@ -21,6 +21,9 @@ from realtime.groups import (
 from realtime.hub import Event
 from realtime.permissions import call_check
 from realtime.settings import realtime_settings
+
+if TYPE_CHECKING:
+    from realtime.consumers import RealtimeConsumer
 
 
 class Subscription:
@@ -37,6 +40,7 @@ class SubscriptionsMixin:
     """The ``rt.subscribe`` / ``rt.unsubscribe`` side of RealtimeConsumer."""
 
     if TYPE_CHECKING:  # provided by RealtimeConsumer and OutboundMixin
+        _compiled_subscriptions: ClassVar[list | None]
         hub: Any
         subs: dict[str, Subscription]
         subscriptions: dict[str, list]
@@ -131,7 +135,7 @@ class SubscriptionsMixin:
             await self.deliver(event)
         if not sub.presence and presence.tracks_presence(group):
             sub.presence = True
-            await presence.join(self, group)
+            await presence.join(cast("RealtimeConsumer", self), group)
         if previous is None:
             await self.on_subscribe(group)
 
@@ -158,7 +162,7 @@ class SubscriptionsMixin:
             return
         await self.hub.leave(group, self)
         if sub.presence:
-            await presence.leave(self, group)
+            await presence.leave(cast("RealtimeConsumer", self), group)
         await self.on_unsubscribe(group)
 
 

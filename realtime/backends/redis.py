@@ -94,6 +94,8 @@ return member or '{}'
 class RedisBackend(BaseBackend):
     """Backend on one Redis server (REDIS_URL, or the channel layer's first host)."""
 
+    redis: Any  # redis.asyncio.Redis; its stubs type commands as sync-or-async
+
     def __init__(self, url: str | None = None) -> None:
         url = url or redis_url()
         if url is not None:

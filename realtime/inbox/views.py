@@ -36,6 +36,7 @@ class InboxPagination(PageNumberPagination):
 
 class InboxMixin:
     permission_classes = [IsAuthenticated]
+    request: Any  # set by the DRF view it is mixed into
 
     def get_queryset(self) -> QuerySet[Notification]:
         return Notification.objects.filter(user=self.request.user)
