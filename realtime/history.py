@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from typing import Any
+
+from django.core.signals import setting_changed
 
 from realtime.backends import get_backend
 from realtime.backends.base import HistoryRead
@@ -10,19 +13,24 @@ from realtime.settings import realtime_settings
 
 
 def keeps_history(group: str) -> bool:
-    patterns = realtime_settings.HISTORY_GROUPS
-    known = _known.get(group)
-    if known is not None and known[0] is patterns:
-        return known[1]
-    keeps = any(fnmatchcase(group, p) for p in patterns)
-    if len(_known) >= 4096:  # many groups (one per user): start over
-        _known.clear()
-    # Keyed by the patterns object too: a settings change brings a new one.
-    _known[group] = (patterns, keeps)
+    keeps = _known.get(group)
+    if keeps is None:
+        keeps = any(fnmatchcase(group, p) for p in realtime_settings.HISTORY_GROUPS)
+        if len(_known) >= 4096:  # many groups (one per user): start over
+            _known.clear()
+        _known[group] = keeps
     return keeps
 
 
-_known: dict[str, tuple[object, bool]] = {}
+_known: dict[str, bool] = {}
+
+
+def _forget(**kwargs: Any) -> None:
+    # HISTORY_GROUPS may have changed (override_settings), like the fast path's.
+    _known.clear()
+
+
+setting_changed.connect(_forget)
 
 
 async def read_since(group: str, since: int, epoch: str | None) -> HistoryRead:

@@ -68,18 +68,16 @@ class Event:
         if self._variants is None:
             self._variants = {}
         if version not in self._variants:
-            self._variants[version] = self._downgrade(version)
+            self._variants[version] = self._downgrade(self.v, version)
         return self._variants[version]
 
-    def _downgrade(self, version: int) -> str | None:
+    def _downgrade(self, current: int, version: int) -> str | None:
         from realtime.schema import registry
 
-        if self.v is None:  # unversioned: every client takes it as is
-            return self.text
         frame = orjson.loads(self.text)
         try:
             target, frame["data"] = registry.downgrade_for(
-                self.type, frame["data"], self.v, version
+                self.type, frame["data"], current, version
             )
         except LookupError as exc:  # NoDowngrade
             logger.warning(
