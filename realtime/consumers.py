@@ -28,6 +28,7 @@ from realtime import exceptions as exc
 from realtime.auth import FirstMessageAuthenticator, user_summary
 from realtime.groups import user_group, validate_group_name
 from realtime.hub import get_hub
+from realtime.layers import unreachable
 from realtime.outbound import OutboundMixin, _background
 from realtime.permissions import call_check
 from realtime.schema import registry
@@ -377,6 +378,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self.last_recv = time.monotonic()
         text = message.get("text")
         frame_id = None
+        type_ = "frame"
         try:
             if text is None:
                 raise exc.BadEnvelope("binary frames are not supported; send JSON text")
@@ -408,6 +410,13 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                 await self._application(type_, v, frame_id, data)
         except exc.RealtimeError as error:
             await self._client_error(error, frame_id)
+        except unreachable() as error:
+            # Redis or the layer down or restarting: a transient failure the client
+            # retries, not a bug in a handler.
+            self.log.warning(
+                "connection %s: %s unavailable: %r", self.connection_id, type_, error
+            )
+            await self._send_error(exc.Unavailable(), frame_id)
         except Exception:
             self.log.exception("handler error on connection %s", self.connection_id)
             await self._send_error(exc.ServerError(), frame_id)

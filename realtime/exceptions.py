@@ -12,7 +12,8 @@
     ├── RateLimited                    rate_limited
     ├── FrameTooLarge                  too_large           (closes 4413)
     ├── ServerError                    server_error
-    │   └── NotifyFailed               notify() could not reach the layer in time
+    │   └── Unavailable                unavailable (Redis / the layer unreachable)
+    │       └── NotifyFailed           notify() could not reach the layer in time
     ├── ShuttingDown                   shutting_down       (closes 4503)
     └── SlowConsumer                   slow_consumer       (closes 4507)
 
@@ -102,11 +103,18 @@ class ServerError(RealtimeError):
     default_code = "server_error"
 
 
-class NotifyFailed(ServerError):
+class Unavailable(ServerError):
+    """The channel layer or the history store could not be reached: retry later."""
+
+    default_detail = "A service the server needs is unreachable; retry shortly."
+    default_code = "unavailable"
+
+
+class NotifyFailed(Unavailable):
     """notify() could not publish: the channel layer or Redis failed or timed out.
 
     ``str()`` gives the reason for logs; a client only ever sees the generic
-    ``server_error`` detail (a handler that notifies lets this propagate).
+    ``unavailable`` detail (a handler that notifies lets this propagate).
     """
 
     def __init__(self, reason: str) -> None:
@@ -144,6 +152,7 @@ ERROR_CODES = (
     "rate_limited",
     "too_large",
     "server_error",
+    "unavailable",
     "shutting_down",
     "slow_consumer",
     "heartbeat_timeout",

@@ -15,6 +15,7 @@ capacities, and (for history) the Redis backend on the same server. Otherwise
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -22,17 +23,21 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any
 
 import msgpack
 import redis
-from channels.layers import get_channel_layer
+import redis.asyncio
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
-from channels_redis.utils import decode_hosts
+from channels_redis.utils import create_pool, decode_hosts
 from django.core.signals import setting_changed
 
+from realtime import metrics
+from realtime.backends.redis import epoch_ttl
+from realtime.layers import HUB_CHANNEL, get_layer, is_hub_rule
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
@@ -42,18 +47,21 @@ CLIENT_NAME = "realtime-notify"
 # KEYS: history log, history meta, group key (core) or group channel (pubsub).
 # ARGV: 1 frame prefix ('' without history), 2 frame suffix, 3 text (without
 # history), 4 msgpack head up to the "seq" key, 5 random prefix, 6 now (seconds),
-# 7 HISTORY_SIZE, 8 HISTORY_TTL, 9 a new epoch. Per-layer constants are baked in.
+# 7 HISTORY_SIZE, 8 HISTORY_TTL, 9 a new epoch, 10 the epoch's TTL. Per-layer
+# constants are baked in.
 _HEAD = """
 local now = tonumber(ARGV[6])
-local seq, text, packed_seq = false, ARGV[3], cmsgpack.pack(nil)
+local seq, text, packed_seq, epoch = false, ARGV[3], cmsgpack.pack(nil), nil
 if ARGV[1] ~= '' then
   local appended = append({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2],
-    string.format('%d', math.floor(now * 1000)), ARGV[7], ARGV[8], ARGV[9]})
+    string.format('%d', math.floor(now * 1000)), ARGV[7], ARGV[8], ARGV[9], ARGV[10]})
   seq = appended[1]
+  epoch = appended[2]
   text = ARGV[1] .. seq .. ARGV[2]
   packed_seq = cmsgpack.pack(seq)
 end
-local body = ARGV[4] .. packed_seq .. TEXT_KEY .. cmsgpack.pack(text)
+local body = ARGV[4] .. packed_seq .. EPOCH_KEY .. cmsgpack.pack(epoch)
+  .. TEXT_KEY .. cmsgpack.pack(text)
 """
 
 # channels_redis.core.RedisChannelLayer.group_send, in one script: channels that
@@ -73,7 +81,10 @@ end
 local over = 0
 for _, key in ipairs(order) do
   redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - EXPIRY)
-  if redis.call('ZCOUNT', key, '-inf', '+inf') < CAPACITY then
+  -- Hubs' channels (one per process, for all its groups) take bursts.
+  local capacity = CAPACITY
+  if string.sub(key, 1, #HUB_KEY) == HUB_KEY then capacity = HUB_CAPACITY end
+  if redis.call('ZCOUNT', key, '-inf', '+inf') < capacity then
     redis.call('ZADD', key, ARGV[6],
       ARGV[5] .. body .. CHANNEL_KEY .. cmsgpack.pack(members[key]))
     redis.call('EXPIRE', key, EXPIRY)
@@ -187,7 +198,8 @@ class FastPath:
     """Publishes to one channels-redis layer (core or pubsub) in one round trip."""
 
     def __init__(self, layer: Any, kind: str, host: dict, prefix: str) -> None:
-        self.layer, self.kind, self.prefix = layer, kind, prefix
+        self.layer, self.kind, self.prefix, self.host = layer, kind, prefix, host
+        self._clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         # Connect and reply timeouts of half NOTIFY_TIMEOUT each, with one retry on
         # a fresh connection (see _roundtrip), keep one notify() near
         # NOTIFY_TIMEOUT at worst.
@@ -200,9 +212,14 @@ class FastPath:
         # append and pop are atomic: no lock, and a connection outlives the thread
         # (or greenlet) that opened it, so a thread per request still reuses them.
         self.idle: deque[Any] = deque()
-        constants: dict[str, Any] = {"TEXT_KEY": _pack_key("text")}
+        constants: dict[str, Any] = {
+            "TEXT_KEY": _pack_key("text"),
+            "EPOCH_KEY": _pack_key("epoch"),
+        }
         if kind == "core":
             constants.update(
+                HUB_KEY=f"{layer.prefix}{HUB_CHANNEL}.",
+                HUB_CAPACITY=int(realtime_settings.HUB_CAPACITY),
                 LAYER_PREFIX=layer.prefix,
                 GROUP_EXPIRY=int(layer.group_expiry),
                 EXPIRY=int(layer.expiry),
@@ -214,9 +231,9 @@ class FastPath:
             self.random_bytes = 0
         self.script = _script(kind, constants).encode()
         self.sha = hashlib.sha1(self.script).hexdigest().encode()
-        # The message is a msgpack map; the script appends "seq", "text" (and the
-        # channel list) to this head, so the count includes them.
-        self.head = bytes([0x80 | (7 if kind == "core" else 6)]) + b"".join(
+        # The message is a msgpack map; the script appends "seq", "epoch", "text"
+        # (and the channel list) to this head, so the count includes them.
+        self.head = bytes([0x80 | (8 if kind == "core" else 7)]) + b"".join(
             (_pack_key("type"), msgpack.packb("rt.event"))
         )
         self.keys = {name: _pack_key(name) for name in ("group", "event", "v", "seq")}
@@ -249,30 +266,81 @@ class FastPath:
         text: str | None = None,
     ) -> int | None:
         """Append to history (when ``prefix`` is given) and send; return the seq."""
+        seq, over = self._call(self._arguments(group, type, v, prefix, suffix, text))
+        return self._sent(group, seq, over)
+
+    async def asend(
+        self,
+        group: str,
+        type: str,
+        v: int | None,
+        *,
+        prefix: str | None = None,
+        suffix: str | None = None,
+        text: str | None = None,
+    ) -> int | None:
+        """``send()`` from async code, on a connection of the running loop."""
+        args = self._arguments(group, type, v, prefix, suffix, text)
+        client = self._async_client()
+        try:
+            seq, over = await client.evalsha(self.sha.decode(), 3, *args)
+        except redis.exceptions.NoScriptError:
+            seq, over = await client.eval(self.script.decode(), 3, *args)
+        return self._sent(group, seq, over)
+
+    def _async_client(self) -> Any:
+        if self.kind == "core":
+            return self.layer.connection(0)  # the layer's own pool for this loop
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = redis.asyncio.Redis(
+                connection_pool=create_pool(self.host)
+            )
+        return client
+
+    def _arguments(
+        self,
+        group: str,
+        type: str,
+        v: int | None,
+        prefix: str | None,
+        suffix: str | None,
+        text: str | None,
+    ) -> list[bytes]:
         fixed = self._fixed.get((group, type, v))
         if fixed is None:
             fixed = self._fix(group, type, v)
-        log_key, meta_key, group_key, head, size, ttl = fixed
-        seq, over = self._call(
-            [
-                log_key,
-                meta_key,
-                group_key,
-                (prefix or "").encode(),
-                (suffix or "").encode(),
-                (text or "").encode(),
-                head,
-                random.getrandbits(8 * self.random_bytes).to_bytes(
-                    self.random_bytes, "big"
-                ),
-                repr(time.time()).encode(),
-                size,
-                ttl,
-                os.urandom(6).hex().encode(),
-            ]
-        )
+        log_key, meta_key, group_key, head, size, ttl, kept = fixed
+        return [
+            log_key,
+            meta_key,
+            group_key,
+            (prefix or "").encode(),
+            (suffix or "").encode(),
+            (text or "").encode(),
+            head,
+            random.getrandbits(8 * self.random_bytes).to_bytes(
+                self.random_bytes, "big"
+            ),
+            repr(time.time()).encode(),
+            size,
+            ttl,
+            os.urandom(6).hex().encode(),
+            kept,
+        ]
+
+    def _sent(self, group: str, seq: int | None, over: int) -> int | None:
         if over:
-            logger.info("%s channels over capacity in group %s", over, group)
+            # Processes that will not get this event live: history groups repair
+            # the gap from history; either way it is counted and said.
+            metrics.lost("layer_capacity", over)
+            logger.warning(
+                "notify(%s): %s processes' channels over capacity (HUB_CAPACITY): "
+                "they miss this event live",
+                group,
+                over,
+            )
         return None if seq is None else int(seq)
 
     def _fix(self, group: str, type: str, v: int | None) -> tuple[bytes, ...]:
@@ -302,6 +370,7 @@ class FastPath:
             head,
             b"%d" % realtime_settings.HISTORY_SIZE,
             b"%d" % realtime_settings.HISTORY_TTL,
+            b"%d" % epoch_ttl(),
         )
         if len(self._fixed) >= 4096:  # many groups (one per user): start over
             self._fixed.clear()
@@ -366,7 +435,9 @@ def _build(layer: Any) -> FastPath | None:
     if type(serializer).__name__ != "MsgPackSerializer" or serializer.crypter:
         return None
     if kind == "core":
-        if layer.ring_size != 1 or layer.channel_capacity:
+        if layer.ring_size != 1 or any(
+            not is_hub_rule(rule) for rule in layer.channel_capacity
+        ):
             return None
         host, prefix = layer.hosts[0], layer.prefix
     else:
@@ -384,7 +455,7 @@ def _build(layer: Any) -> FastPath | None:
 def fast_path(*, history: bool) -> FastPath | None:
     """The one-round-trip sender for the configured layer, or None to use a loop."""
     global _current
-    layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
+    layer = get_layer()
     if layer is None:
         return None
     current = _current

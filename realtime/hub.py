@@ -19,10 +19,18 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from channels.layers import get_channel_layer
 
-from realtime import metrics
-from realtime.backends import registry
+from realtime import history, metrics
+from realtime.backends import get_backend, registry
+from realtime.backends.base import HistoryRead
+from realtime.layers import (
+    get_layer,
+    is_process_local,
+    layer_hosts,
+    new_hub_channel,
+    shard_of,
+    unreachable,
+)
 from realtime.settings import realtime_settings
 from realtime.wire import text_frame
 
@@ -38,6 +46,8 @@ class Event:
 
     __slots__ = (
         "_variants",
+        "arrival",
+        "epoch",
         "exclude",
         "frame",
         "group",
@@ -53,7 +63,10 @@ class Event:
         self.type: str = message["event"]
         self.v: int | None = message.get("v")
         self.seq: int | None = message.get("seq")
+        self.epoch: str | None = message.get("epoch")
         self.text: str = message["text"]
+        # Order of arrival at this process's hub (see Hub.read_since).
+        self.arrival = 0
         # The ASGI message every local socket is sent (servers do not mutate it).
         self.message = {"type": "websocket.send", "text": self.text}
         self.frame = text_frame(self.text)  # the same on every daphne socket
@@ -92,7 +105,10 @@ class Hub:
     """Group membership and fan-out for every connection on one event loop."""
 
     def __init__(self) -> None:
-        self.layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
+        layer = get_layer()
+        # A process-local layer (in-memory) reaches only this process: events are
+        # dispatched straight to the hubs, with no capacity to overflow.
+        self.layer: Any = None if layer is None or is_process_local(layer) else layer
         self.channel: str | None = None
         self.groups: dict[str, set[RealtimeConsumer]] = {}
         self.connections: set[RealtimeConsumer] = set()
@@ -100,18 +116,26 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         self._started = False
         self.loop = asyncio.get_running_loop()
+        self.starting: asyncio.Future | None = None
+        self.arrivals = 0  # events dispatched so far (Event.arrival)
+        # History reads shared by the sockets that found the same gap in one turn.
+        self._reads: dict[tuple[str, int, str | None], _Read] = {}
+        # Each history group's position at the previous check (see _positions).
+        self._positions: dict[str, tuple[str, int]] = {}
+        self._warned: dict[tuple[str, str], float] = {}
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
         if self.layer is not None:
-            self.channel = await self.layer.new_channel()
+            self.channel = await new_hub_channel(self.layer)
             self._tasks.append(asyncio.create_task(self._receive_loop()))
             if hasattr(self.layer, "group_expiry"):
                 self._tasks.append(asyncio.create_task(self._refresh_groups()))
         self._tasks.append(asyncio.create_task(self._ticker()))
         self._tasks.append(asyncio.create_task(self._revalidate()))
+        self._tasks.append(asyncio.create_task(self._watch()))
         self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
         self._install_shutdown()
 
@@ -213,12 +237,13 @@ class Hub:
                         len(self.groups),
                     )
                     failures = 0
+                    await self._outage_over(None)
                 message = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 # A lost Redis connection: keep the process serving and retry with
-                # backoff; clients recover gaps from history.
+                # backoff; the gap is repaired from history once it is back.
                 if not failures:
                     logger.exception("channel layer receive failed; retrying")
                 else:
@@ -229,10 +254,11 @@ class Hub:
             if message.get("type") == EVENT:
                 await self.dispatch(Event(message))
 
-    async def _rejoin_groups(self) -> None:
+    async def _rejoin_groups(self, shard: int | None = None) -> None:
         async with self._membership:
             for group in tuple(self.groups):
-                await self.layer.group_add(group, self.channel)
+                if shard is None or shard_of(self.layer, group) == shard:
+                    await self.layer.group_add(group, self.channel)
 
     async def _refresh_groups(self) -> None:
         """Re-add every group well before channels-redis's group_expiry drops it
@@ -246,6 +272,8 @@ class Hub:
                 logger.warning("refreshing group memberships failed: %s", error)
 
     async def dispatch(self, event: Event) -> None:
+        self.arrivals += 1
+        event.arrival = self.arrivals
         members = self.groups.get(event.group)
         if not members:
             return
@@ -257,6 +285,109 @@ class Hub:
                 consumer.push(event)
             except Exception:
                 consumer.log.exception("delivery to %s failed", consumer.connection_id)
+
+    # -- continuity: gaps, new epochs, restarted servers --------------------------
+
+    def read_since(self, group: str, since: int, epoch: str | None) -> _Read:
+        """Read ``group``'s history after ``since``, once for every socket of this
+        process that asks in the same loop turn (one lost layer message shows the
+        same gap to all of them)."""
+        key = (group, since, epoch)
+        read = self._reads.get(key)
+        if read is None or read.issued is not None:
+            read = self._reads[key] = _Read()
+            read.task = asyncio.ensure_future(self._read(key, read))
+        return read
+
+    async def _read(self, key: tuple[str, int, str | None], read: _Read) -> HistoryRead:
+        # Events that reached the hub before this point were published before the
+        # read: what it returns covers them (see RealtimeConsumer._repair).
+        read.issued = self.arrivals
+        try:
+            return await get_backend().since(*key)
+        finally:
+            if self._reads.get(key) is read:
+                del self._reads[key]
+
+    def warn_lost(self, group: str, reason: str, detail: str) -> None:
+        """Log a loss at WARNING, once per group and reason every 10 seconds."""
+        now = time.monotonic()
+        if now - self._warned.get((group, reason), -60.0) < 10:
+            return
+        if len(self._warned) > 4096:
+            self._warned.clear()
+        self._warned[group, reason] = now
+        logger.warning("group %s: %s (%s)", group, detail, reason)
+
+    async def _watch(self) -> None:
+        """Every POSITION_CHECK_INTERVAL: notice restarted Redis servers (their
+        ``run_id`` changes) within seconds, and compare each history group's
+        position with the backend's, repairing gaps nothing else revealed."""
+        watcher = _ServerWatch(self.layer) if self.layer is not None else None
+        try:
+            while True:
+                interval = realtime_settings.POSITION_CHECK_INTERVAL
+                await asyncio.sleep(interval or 5.0)
+                if not interval:
+                    continue
+                try:
+                    if watcher is not None:
+                        for shard in await watcher.restarted():
+                            await self._rejoin_groups(shard)
+                            await self._outage_over(shard)
+                    await self._check_positions()
+                except asyncio.CancelledError:
+                    raise
+                except unreachable() as error:
+                    logger.debug("position check failed: %r", error)
+                except Exception:
+                    logger.exception("position check failed")
+        finally:
+            if watcher is not None:
+                await watcher.close()
+
+    async def _outage_over(self, shard: int | None) -> None:
+        """The layer lost events (a server restarted or was unreachable): repair
+        history groups now; tell subscribers of groups without history."""
+        logger.warning(
+            "channel layer %s was unavailable or restarted; checking %d groups",
+            "server" if shard is None else f"server {shard}",
+            len(self.groups),
+        )
+        for group, members in tuple(self.groups.items()):
+            if shard is not None and shard_of(self.layer, group) != shard:
+                continue
+            if history.keeps_history(group):
+                continue
+            self.warn_lost(
+                group, "layer_restarted", "events sent meanwhile may be lost"
+            )
+            metrics.lost("layer_restarted")
+            for consumer in tuple(members):
+                consumer.reset_group(group, None, None, "layer_restarted")
+        await self._check_positions(immediate=True)
+
+    async def _check_positions(self, *, immediate: bool = False) -> None:
+        groups = [g for g in self.groups if history.keeps_history(g)]
+        previous, self._positions = self._positions, {}
+        if not groups:
+            return
+        current = await get_backend().positions(groups)
+        for group, (seq, epoch) in zip(groups, current, strict=True):
+            if epoch is None:
+                continue
+            self._positions[group] = (epoch, seq)
+            # A position seen one interval ago that a socket still has not reached
+            # was lost on the way (events in flight reach it within a turn or two).
+            target = (epoch, seq) if immediate else previous.get(group)
+            if target is None:
+                continue
+            for consumer in tuple(self.groups.get(group, ())):
+                consumer.check_position(group, *target)
+
+    async def publish_local(self, event: Event) -> None:
+        """Deliver straight to local sockets (no channel layer configured)."""
+        await self.dispatch(event)
 
     async def _ticker(self) -> None:
         """Heartbeats, auth deadlines and presence leases for every connection."""
@@ -279,7 +410,6 @@ class Hub:
                     logger.exception("presence lease renewal failed")
 
     async def _renew_presence(self) -> None:
-        from realtime.backends import get_backend
         from realtime.presence import leave_events, presence_ttl
 
         entries = [
@@ -333,10 +463,6 @@ class Hub:
                         status.WS_4401_NOT_AUTHENTICATED,
                     )
 
-    async def publish_local(self, event: Event) -> None:
-        """Deliver straight to local sockets (no channel layer configured)."""
-        await self.dispatch(event)
-
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (
     weakref.WeakKeyDictionary()
@@ -344,13 +470,89 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (
 
 
 async def get_hub() -> Hub:
-    """Return the running loop's hub, starting it on first use."""
+    """Return the running loop's hub, starting it on first use.
+
+    Connections that arrive together while the hub starts (a reconnect storm on a
+    process whose port just opened) all wait for the same start.
+    """
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = Hub()
-        await hub.start()
+        hub.starting = asyncio.ensure_future(hub.start())
+    starting = hub.starting
+    if starting is not None and not starting.done():
+        try:
+            await asyncio.shield(starting)
+        except Exception:
+            if _hubs.get(loop) is hub:
+                del _hubs[loop]
+                await hub.stop()
+            raise
+    elif starting is not None and starting.exception() is not None:
+        raise starting.exception()  # type: ignore[misc]
     return hub
+
+
+class _Read:
+    """A history read shared by the sockets that found one gap."""
+
+    __slots__ = ("issued", "task")
+
+    def __init__(self) -> None:
+        self.issued: int | None = None  # Hub.arrivals when the read was sent
+        self.task: asyncio.Future[HistoryRead]
+
+
+class _ServerWatch:
+    """Tells which of the layer's Redis servers restarted since the last look."""
+
+    def __init__(self, layer: Any) -> None:
+        from channels_redis.utils import create_pool
+        from redis.asyncio import Redis
+
+        self.clients = [
+            Redis(connection_pool=create_pool(host)) for host in layer_hosts(layer)
+        ]
+        self.run_ids: list[str | None] = [None] * len(self.clients)
+        self.down = [False] * len(self.clients)
+
+    async def restarted(self) -> list[int]:
+        found = []
+        for index, client in enumerate(self.clients):
+            try:
+                run_id = (await client.info("server"))["run_id"]
+            except unreachable():
+                self.down[index] = True
+                continue
+            was, self.run_ids[index] = self.run_ids[index], run_id
+            if (was is not None and was != run_id) or self.down[index]:
+                found.append(index)
+            self.down[index] = False
+        return found
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+async def dispatch_local(message: dict[str, Any]) -> None:
+    """Deliver to this process's hubs (no layer, or a process-local one)."""
+    running = asyncio.get_running_loop()
+    for loop, hub in list(_hubs.items()):
+        if loop is running:
+            await hub.dispatch(Event(message))
+        elif loop.is_running() and not loop.is_closed():
+            loop.call_soon_threadsafe(_background, hub.dispatch(Event(message)))
+
+
+_dispatching: set[asyncio.Future] = set()
+
+
+def _background(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _dispatching.add(task)
+    task.add_done_callback(_dispatching.discard)
 
 
 def server_loop() -> asyncio.AbstractEventLoop | None:

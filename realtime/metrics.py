@@ -125,6 +125,21 @@ if prom is not None:
         "Subscriptions with since: recovered from history or not.",
         ["outcome"],
     )
+    REPAIRS = prom.Counter(
+        "realtime_gap_repairs",
+        "Live gaps in a group's seqs filled from history on this process.",
+    )
+    RESETS = prom.Counter(
+        "realtime_resets",
+        "rt.reset frames sent: a socket told it missed events, by reason.",
+        ["reason"],
+    )
+    LOSSES = prom.Counter(
+        "realtime_events_lost",
+        "Events that could not reach every subscriber (the subscribers are told), "
+        "by reason.",
+        ["reason"],
+    )
     PRESENCE = prom.Counter(
         "realtime_presence_changes",
         "Users joining or leaving a group's presence (first/last connection).",
@@ -255,6 +270,24 @@ def fanout(type_: str, sockets: int) -> None:
         DISPATCHES.inc()
         DELIVERIES.inc(sockets)
         _child(FRAMES_OUT, _out_children, type_).inc(sockets)
+
+
+def repaired() -> None:
+    """A live gap of one group was filled from history."""
+    if enabled:
+        REPAIRS.inc()
+
+
+def reset(reason: str) -> None:
+    """A socket was sent ``rt.reset`` (it missed events it cannot get back)."""
+    if enabled:
+        RESETS.labels(reason).inc()
+
+
+def lost(reason: str, count: int = 1) -> None:
+    """Events that did not reach every subscriber (e.g. a layer channel over capacity)."""
+    if enabled and count:
+        LOSSES.labels(reason).inc(count)
 
 
 def recovery(since: int | None, recovered: bool) -> None:

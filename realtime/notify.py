@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils.duration import duration_iso_string
@@ -32,6 +31,7 @@ from realtime import metrics
 from realtime.exceptions import NotifyFailed, ValidationFailed
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
+from realtime.layers import get_layer, is_process_local
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
@@ -110,13 +110,21 @@ def _frame(group: str, type: str, data: Any, v: int | None) -> str:
     return dumps(head)[:-1].decode() + ',"data":' + body + "}"
 
 
-def _message(group: str, type: str, v: int | None, seq: int | None, text: str) -> dict:
+def _message(
+    group: str,
+    type: str,
+    v: int | None,
+    seq: int | None,
+    text: str,
+    epoch: str | None = None,
+) -> dict:
     return {
         "type": "rt.event",
         "group": group,
         "event": type,
         "v": v,
         "seq": seq,
+        "epoch": epoch,
         "text": text,
     }
 
@@ -135,27 +143,41 @@ async def publish(
     ``exclude`` is a connection id that must not receive the event (its sender).
     """
     from realtime.backends import get_backend
+    from realtime.fastpath import fast_path
     from realtime.testing import _record
 
-    seq = None
+    seq = epoch = None
     started = metrics.now()
+    sender = fast_path(history=history) if exclude is None else None
+    if sender is not None:
+        # History and the layer's group send as one script: one round trip.
+        if history:
+            prefix, suffix = _frame_parts(group, type, data, v)
+            seq = await sender.asend(group, type, v, prefix=prefix, suffix=suffix)
+            text = f"{prefix}{seq}{suffix}"
+        else:
+            text = _frame(group, type, data, v)
+            seq = await sender.asend(group, type, v, text=text)
+        _record(_message(group, type, v, seq, text))
+        metrics.published(type, started)
+        return seq
     if history:
         prefix, suffix = _frame_parts(group, type, data, v)
-        seq, _epoch = await get_backend().append(group, prefix, suffix)
+        seq, epoch = await get_backend().append(group, prefix, suffix)
         text = f"{prefix}{seq}{suffix}"
     else:
         text = _frame(group, type, data, v)
-    message = _message(group, type, v, seq, text)
+    message = _message(group, type, v, seq, text, epoch)
     if exclude is not None:
         message["exclude"] = exclude
     _record(message)
-    layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
-    if layer is not None:
+    layer = get_layer()
+    if layer is not None and not is_process_local(layer):
         await layer.group_send(group, message)
     else:
-        from realtime.hub import Event, get_hub
+        from realtime.hub import dispatch_local
 
-        await (await get_hub()).dispatch(Event(message))
+        await dispatch_local(message)
     metrics.published(type, started)
     return seq
 

@@ -41,6 +41,7 @@ class OutboundMixin:
         async def close(
             self, error: exc.RealtimeError | None = None, code: int = ...
         ) -> None: ...
+        def _in_order(self, sub: Any, event: Event) -> bool: ...
 
     # Set while a send waits on the server's flow control (see _write).
     _writer: asyncio.Future | None = None
@@ -193,10 +194,8 @@ class OutboundMixin:
         if sub.buffer is not None:
             sub.buffer.append(event)
             return
-        if event.seq is not None:
-            if event.seq <= sub.last_seq:
-                return  # already delivered (replay and live overlap)
-            sub.last_seq = event.seq
+        if event.seq is not None and not self._in_order(sub, event):
+            return
         if self.versions:
             text = event.text_for(self.versions.get(event.type))
             if text is None:

@@ -63,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_GROUPS": ["*"],
     "HISTORY_SIZE": 1000,
     "HISTORY_TTL": 600,
+    # Seconds a group's position (epoch and last seq) outlives its last event. A
+    # group quiet for longer starts a new epoch: subscribers are told (rt.reset).
+    "HISTORY_EPOCH_TTL": 24 * 3600,
     # Groups that track presence: glob patterns (user groups never do).
     "PRESENCE_GROUPS": ["*"],
     "USER_GROUP": "user.{pk}",
@@ -77,6 +80,14 @@ DEFAULTS: dict[str, Any] = {
     # return None. Persisted notifications are stored before either happens.
     "NOTIFY_FAILURE": "raise",
     "CHANNEL_LAYER": "default",
+    # Messages each process's hub channel may hold on channels-redis' core layer
+    # before the layer drops them (its own default, 100, is reached by a loop of
+    # notify() calls in milliseconds).
+    "HUB_CAPACITY": 10_000,
+    # Seconds between checks that each history group's position on this process
+    # matches the backend's (a gap nothing revealed is repaired from history), and
+    # between checks that the layer's Redis servers have not restarted. 0: off.
+    "POSITION_CHECK_INTERVAL": 2.0,
     # Seconds between process heartbeats (manage.py realtime_status); a process
     # is forgotten three beats after its last one.
     "PROCESS_HEARTBEAT": 10,

@@ -3,10 +3,17 @@
 ``rt.subscribe`` joins the group live first (buffering), reads history after
 ``since``, then sends the ack, the replay and the buffered events merged by seq, so
 nothing is lost or duplicated (docs/history.md).
+
+Afterwards each history group's events must arrive one seq after the other within
+one epoch. A gap (a layer message lost) or a new epoch (history restarted) buffers
+the group's live events and repairs from history; what history cannot give back is
+announced with ``rt.reset``, so a socket never misses an event without being told.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import orjson
@@ -19,19 +26,25 @@ from realtime.groups import (
     validate_group_name,
 )
 from realtime.hub import Event
+from realtime.layers import unreachable
+from realtime.outbound import _background
 from realtime.permissions import call_check
 from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
+    from realtime.backends.base import HistoryRead
     from realtime.consumers import RealtimeConsumer
+
+logger = logging.getLogger(__name__)
 
 
 class Subscription:
-    __slots__ = ("buffer", "group", "last_seq", "presence")
+    __slots__ = ("buffer", "epoch", "group", "last_seq", "presence")
 
     def __init__(self, group: str) -> None:
         self.group = group
         self.last_seq = 0
+        self.epoch: str | None = None  # the epoch last_seq belongs to
         self.buffer: list[Event] | None = []  # events held while recovering
         self.presence = False
 
@@ -49,7 +62,13 @@ class SubscriptionsMixin:
         versions: dict[str, int]
 
         async def _ack(self, id: str | None, data: Any = None) -> None: ...
+        async def _send_frame(self, frame: dict) -> None: ...
         async def _send_text(self, text: str) -> None: ...
+        def push(self, event: Event) -> None: ...
+
+        closed: bool
+        connection_id: str
+
         async def deliver(self, event: Event) -> None: ...
         async def on_subscribe(self, group: str) -> None: ...
         async def on_unsubscribe(self, group: str) -> None: ...
@@ -93,20 +112,29 @@ class SubscriptionsMixin:
         # presence entry: only the delivery state starts over.
         self.subs[group] = sub = Subscription(group)
         if previous is None:
-            await self.hub.join(group, self)
+            try:
+                await self.hub.join(group, self)
+            except BaseException:
+                # Not joined: a retry must join, not find the group subscribed.
+                del self.subs[group]
+                raise
         else:
             sub.presence = previous.presence
         replay: list[tuple[int, str]] = []
-        if history.keeps_history(group):
-            if since is None:
-                seq, current_epoch = await history.position(group)
-                recovered = True
+        try:
+            if history.keeps_history(group):
+                if since is None:
+                    seq, current_epoch = await history.position(group)
+                    recovered = True
+                else:
+                    read = await history.read_since(group, since, epoch)
+                    seq, current_epoch = read.seq, read.epoch
+                    recovered, replay = read.recovered, read.frames
             else:
-                read = await history.read_since(group, since, epoch)
-                seq, current_epoch, recovered = read.seq, read.epoch, read.recovered
-                replay = read.frames
-        else:
-            seq, current_epoch, recovered = None, None, since is None
+                seq, current_epoch, recovered = None, None, since is None
+        except BaseException:
+            await self._undo_subscribe(sub, previous)
+            raise
         await self._ack(
             frame_id,
             {
@@ -117,19 +145,10 @@ class SubscriptionsMixin:
             },
         )
         metrics.recovery(since, recovered)
-        sub.last_seq = seq or 0
+        sub.last_seq, sub.epoch = seq or 0, current_epoch
         if recovered and since is not None:
             sub.last_seq = since
-            for frame_seq, text in replay:
-                if frame_seq > sub.last_seq:
-                    sub.last_seq = frame_seq
-                    out = (
-                        _replayed(group, frame_seq, text, self.versions)
-                        if self.versions
-                        else text
-                    )
-                    if out is not None:
-                        await self._send_text(out)
+            await self._replay(sub, replay)
         buffered, sub.buffer = sub.buffer or [], None
         for event in buffered:
             await self.deliver(event)
@@ -138,6 +157,148 @@ class SubscriptionsMixin:
             await presence.join(cast("RealtimeConsumer", self), group)
         if previous is None:
             await self.on_subscribe(group)
+
+    # -- continuity ---------------------------------------------------------------
+
+    def _in_order(self, sub: Subscription, event: Event) -> bool:
+        """True if ``event`` is the next of ``sub``'s group; else drop it (a
+        duplicate) or start a repair (a gap, a new epoch) and return False."""
+        seq = cast(int, event.seq)
+        if sub.epoch is None and sub.last_seq == 0:
+            sub.epoch = event.epoch  # the group's first epoch since subscribing
+        if event.epoch is not None and event.epoch != sub.epoch:
+            self._start_repair(sub, event)
+            return False
+        if seq <= sub.last_seq:
+            return False  # already delivered (replay and live overlap)
+        if seq > sub.last_seq + 1:
+            self._start_repair(sub, event)
+            return False
+        sub.last_seq = seq
+        return True
+
+    def check_position(self, group: str, epoch: str, seq: int) -> None:
+        """The hub read ``group``'s position: repair if this socket is behind it."""
+        sub = self.subs.get(group)
+        if sub is None or sub.buffer is not None:
+            return  # not subscribed, or subscribing / repairing right now
+        if epoch != sub.epoch or seq > sub.last_seq:
+            self._start_repair(sub, None)
+
+    def _start_repair(self, sub: Subscription, event: Event | None) -> None:
+        sub.buffer = [] if event is None else [event]
+        read = self.hub.read_since(sub.group, sub.last_seq, sub.epoch)
+        _background(self._repair(sub, read))
+
+    async def _repair(self, sub: Subscription, read: Any) -> None:
+        """Fill ``sub``'s gap from history, or tell the client with rt.reset."""
+        group = sub.group
+        found: HistoryRead | None
+        try:
+            found = read_found = await asyncio.shield(read.task)
+            if not read_found.recovered and read_found.epoch not in (None, sub.epoch):
+                # A new epoch: its events from the first, when the log has them.
+                fresh = self.hub.read_since(group, 0, read_found.epoch)
+                first = await asyncio.shield(fresh.task)
+                if first.recovered and first.epoch == read_found.epoch:
+                    found, read = first, fresh
+        except unreachable() as error:
+            logger.warning("history of %s unreachable for a repair: %r", group, error)
+            found, issued = None, None
+        else:
+            issued = read.issued
+        if self.closed or self.subs.get(group) is not sub:
+            return  # unsubscribed or resubscribed meanwhile
+        if found is None:
+            # Go on from the first held event: the client is told what it missed.
+            held = next((e for e in sub.buffer or () if e.seq is not None), None)
+            if held is not None:
+                await self._reset(
+                    sub, held.epoch, cast(int, held.seq) - 1, "history_unavailable"
+                )
+            else:
+                await self._reset(sub, sub.epoch, sub.last_seq, "history_unavailable")
+        elif found.recovered:
+            if sub.epoch is None and sub.last_seq == 0:
+                sub.epoch = found.epoch  # subscribed before the group's first event
+            elif found.epoch != sub.epoch:
+                # Seqs of a new epoch, from its start: the old epoch's tail may be
+                # lost with the store that held it.
+                await self._reset(sub, found.epoch, 0, "epoch_changed")
+            else:
+                metrics.repaired()
+            await self._replay(sub, found.frames)
+        else:
+            reason = "epoch_changed" if found.epoch != sub.epoch else "history_trimmed"
+            await self._reset(sub, found.epoch, found.seq, reason)
+        buffered, sub.buffer = sub.buffer or [], None
+        for event in buffered:
+            if (
+                issued is not None
+                and event.arrival <= issued
+                and (
+                    event.epoch != sub.epoch
+                    or (event.seq is not None and event.seq <= sub.last_seq)
+                )
+            ):
+                continue  # published before the read: the read covered it
+            self.push(event)  # held again if it opens another gap
+
+    async def _replay(self, sub: Subscription, frames: list[tuple[int, str]]) -> None:
+        for frame_seq, text in frames:
+            if frame_seq > sub.last_seq:
+                sub.last_seq = frame_seq
+                out = (
+                    _replayed(sub.group, frame_seq, text, self.versions)
+                    if self.versions
+                    else text
+                )
+                if out is not None:
+                    await self._send_text(out)
+
+    async def _reset(
+        self, sub: Subscription, epoch: str | None, seq: int | None, reason: str
+    ) -> None:
+        if seq is not None:
+            sub.epoch, sub.last_seq = epoch, seq
+        self.hub.warn_lost(
+            sub.group, reason, "subscribers told with rt.reset (events were lost)"
+        )
+        await self._send_reset(sub.group, epoch, seq, reason)
+
+    async def _send_reset(
+        self, group: str, epoch: str | None, seq: int | None, reason: str
+    ) -> None:
+        metrics.reset(reason)
+        await self._send_frame(
+            {
+                "type": "rt.reset",
+                "group": group,
+                "data": {"epoch": epoch, "seq": seq, "reason": reason},
+            }
+        )
+
+    def reset_group(
+        self, group: str, epoch: str | None, seq: int | None, reason: str
+    ) -> None:
+        """Tell this socket it may have missed events of ``group`` (no history)."""
+        if group in self.subs:
+            _background(self._send_reset(group, epoch, seq, reason))
+
+    async def _undo_subscribe(
+        self, sub: Subscription, previous: Subscription | None
+    ) -> None:
+        """A subscribe failed after joining: leave, or go back to the previous
+        subscription with what arrived meanwhile (nothing is held forever)."""
+        if self.subs.get(sub.group) is not sub:
+            return
+        if previous is None:
+            del self.subs[sub.group]
+            await self.hub.leave(sub.group, self)
+            return
+        self.subs[sub.group] = previous
+        for event in sub.buffer or ():
+            self.push(event)
 
     def _client_subs(self) -> list[str]:
         return [group for group in self.subs if group != self.personal_group]

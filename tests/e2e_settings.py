@@ -18,7 +18,11 @@ if os.environ.get("REDIS_URL"):
             "BACKEND": os.environ.get(
                 "RT_LAYER", "channels_redis.core.RedisChannelLayer"
             ),
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+            "CONFIG": {
+                "hosts": os.environ.get(
+                    "RT_LAYER_HOSTS", os.environ["REDIS_URL"]
+                ).split(",")
+            },
         }
     }
 if os.environ.get("RT_SENTINEL"):

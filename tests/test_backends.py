@@ -48,7 +48,15 @@ async def test_groups_are_independent(backend):
     await append(backend, "g.one", 1)
     assert (await append(backend, "g.two", 0))[0] == 1
     assert (await backend.position("g.one"))[0] == 2
-    assert await backend.position("g.none") == (0, None)
+    # positions() only looks; position() gives a group its first epoch.
+    assert await backend.positions(["g.none", "g.one"]) == [
+        (0, None),
+        await backend.position("g.one"),
+    ]
+    seq, epoch = await backend.position("g.none")
+    assert seq == 0 and epoch
+    assert await backend.position("g.none") == (0, epoch)
+    assert (await append(backend, "g.none", 0)) == (1, epoch)
 
 
 @override_settings(REALTIME={"HISTORY_SIZE": 3})

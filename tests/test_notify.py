@@ -246,9 +246,11 @@ def test_fast_path_writes_what_the_layer_itself_would(redis_layer):
         "event": "test.note",
         "v": 1,
         "seq": None,
+        "epoch": None,
         "text": '{"type":"test.note","v":1,"group":"public.wire","data":{"text":"x"}}',
     }
     assert got[1]["seq"] == 1
+    assert isinstance(got[1]["epoch"], str) and got[1]["epoch"]
     assert orjson.loads(got[1]["text"])["seq"] == 1
 
 

@@ -50,12 +50,19 @@ class BaseBackend(ABC):
         """Return the frames after ``since``, oldest first.
 
         ``recovered`` is False when the log no longer holds every frame after
-        ``since``, or when ``epoch`` is not the group's current epoch.
+        ``since``, or when ``epoch`` is not the group's current epoch. A group
+        without a position gets one (seq 0, a new epoch).
         """
 
     @abstractmethod
     async def position(self, group: str) -> tuple[int, str | None]:
-        """Return (last seq, epoch) of ``group``; (0, None) when it has no history."""
+        """Return (last seq, epoch) of ``group``, creating (0, a new epoch) if it
+        has none, so that a subscriber always knows the epoch of its seqs."""
+
+    async def positions(self, groups: list[str]) -> list[tuple[int, str | None]]:
+        """(last seq, epoch) of each group, in order, (0, None) where a group has
+        no position; creates none (one round trip where possible)."""
+        return [await self.position(group) for group in groups]
 
     @abstractmethod
     async def claim(self, key: str, ttl: float) -> bool:

@@ -48,8 +48,8 @@ class MemoryBackend(BaseBackend):
     async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
         log = self.logs.get(group)
         if log is None:
-            return HistoryRead(seq=0, epoch=None, recovered=since == 0)
-        self._trim(log, time.monotonic())
+            # A position (seq 0, a new epoch): every ack names its epoch.
+            log = self.logs[group] = _Log()
         frames = [(seq, text) for seq, _, text in log.frames if seq > since]
         first = frames[0][0] if frames else log.seq + 1
         recovered = (
@@ -64,7 +64,14 @@ class MemoryBackend(BaseBackend):
 
     async def position(self, group: str) -> tuple[int, str | None]:
         log = self.logs.get(group)
-        return (log.seq, log.epoch) if log else (0, None)
+        if log is None:
+            log = self.logs[group] = _Log()
+        return log.seq, log.epoch
+
+    async def positions(self, groups: list[str]) -> list[tuple[int, str | None]]:
+        # Only looks: a group without history stays without a position.
+        logs = [self.logs.get(group) for group in groups]
+        return [(log.seq, log.epoch) if log else (0, None) for log in logs]
 
     async def claim(self, key: str, ttl: float) -> bool:
         now = time.monotonic()

@@ -16,9 +16,12 @@ from redis.asyncio import Redis
 from realtime.backends.base import BaseBackend, HistoryRead, PresenceState
 from realtime.settings import realtime_settings
 
-# KEYS: log, meta. ARGV: prefix, suffix, now_ms, size, ttl_s, new_epoch.
-# The log is a list of "<ms>|<frame>"; meta holds seq and epoch. Both expire together
-# after ttl of silence, and a fresh epoch tells clients the old seqs mean nothing.
+# KEYS: log, meta. ARGV: prefix, suffix, now_ms, size, ttl_s, new_epoch, meta_ttl_s.
+# The log is a list of "<ms>|<frame>" kept for ttl; meta holds seq and epoch and
+# outlives the log (meta_ttl), so a room that stays quiet past HISTORY_TTL goes on
+# counting in the same epoch: connected sockets and returning clients keep their
+# position. A fresh epoch (meta lost: Redis restarted or flushed, a failover)
+# tells clients the old seqs mean nothing.
 APPEND = """
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
@@ -38,14 +41,20 @@ for i = 1, 1000 do
   redis.call('LPOP', KEYS[1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
 return {seq, epoch}
 """
 
-# KEYS: log, meta. ARGV: since. Returns {seq, epoch, first_seq, frames...}.
+# KEYS: log, meta. ARGV: since, new_epoch, meta_ttl_s.
+# Returns {seq, epoch, first_seq, frames...}. A group without a position gets one
+# (seq 0, a new epoch): every ack then names the epoch its seqs belong to.
 SINCE = """
 local meta = redis.call('HMGET', KEYS[2], 'seq', 'epoch')
-if not meta[2] then return {0, false, 0} end
+if not meta[2] then
+  redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', 0)
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  return {0, ARGV[2], 1}
+end
 local seq = tonumber(meta[1])
 local len = redis.call('LLEN', KEYS[1])
 local first = seq - len + 1
@@ -129,13 +138,15 @@ class RedisBackend(BaseBackend):
                 realtime_settings.HISTORY_SIZE,
                 realtime_settings.HISTORY_TTL,
                 uuid.uuid4().hex[:12],
+                epoch_ttl(),
             ],
         )
         return int(seq), epoch.decode()
 
     async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
         result = await self._since(
-            keys=[self._keys("log", group), self._keys("meta", group)], args=[since]
+            keys=[self._keys("log", group), self._keys("meta", group)],
+            args=[since, uuid.uuid4().hex[:12], epoch_ttl()],
         )
         seq, current, first = int(result[0]), result[1], int(result[2])
         if not current:
@@ -158,10 +169,18 @@ class RedisBackend(BaseBackend):
         )
 
     async def position(self, group: str) -> tuple[int, str | None]:
-        seq, epoch = await self.redis.hmget(self._keys("meta", group), "seq", "epoch")
-        if epoch is None:
-            return 0, None
-        return int(seq), epoch.decode()
+        read = await self.since(group, 2**53, None)  # creates a missing position
+        return read.seq, read.epoch
+
+    async def positions(self, groups: list[str]) -> list[tuple[int, str | None]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.hmget(self._keys("meta", group), "seq", "epoch")
+            replies = await pipe.execute()
+        return [
+            (0, None) if epoch is None else (int(seq), epoch.decode())
+            for seq, epoch in replies
+        ]
 
     async def claim(self, key: str, ttl: float) -> bool:
         name = f"{self.prefix}:claim:{key}"
@@ -285,6 +304,13 @@ class RedisBackend(BaseBackend):
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def epoch_ttl() -> int:
+    """Seconds a group's (epoch, seq) outlives its last event: at least HISTORY_TTL."""
+    return max(
+        int(realtime_settings.HISTORY_EPOCH_TTL), int(realtime_settings.HISTORY_TTL)
+    )
 
 
 def layer_host() -> dict[str, Any]:
