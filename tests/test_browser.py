@@ -144,12 +144,16 @@ async def test_subscribe_retried_after_server_error(daphne, open_page):
     server) is retried with backoff; the retry succeeds and events flow."""
     server = daphne()
     page = await open_page(server)
-    await make(page, "c", f"{server.url}/ws/", reconnectDelay=100, maxReconnectDelay=500)
+    await make(
+        page, "c", f"{server.url}/ws/", reconnectDelay=100, maxReconnectDelay=500
+    )
     await wait(page, "() => rt.clients.c.client.state === 'open'")
     ack = await page.evaluate("() => rt.track('c', 'flaky.1')")
     assert ack == {"group": "flaky.1", "seq": 0, "epoch": None, "recovered": True}
     rec = await page.evaluate("() => rt.clients.c.rec")
-    assert rec["retries"] == [{"group": "flaky.1", "code": "server_error", "attempt": 1}]
+    assert rec["retries"] == [
+        {"group": "flaky.1", "code": "server_error", "attempt": 1}
+    ]
     assert rec["subscriptionErrors"] == []
     assert rec["states"] == ["connecting", "open"]  # retried on the same connection
     for n in (1, 2):

@@ -824,8 +824,9 @@ test("rt.reset of a group without history, and of the personal group, reports a 
   socket.push({ type: "rt.reset", group: "live.1", data: { epoch: null, seq: null, reason: "layer_restarted" } });
   socket.push({ type: "m", group: "live.1", data: { n: 2 } });
   socket.push({ type: "rt.reset", group: "user.7", data: { epoch: "e9", seq: 4, reason: "history_trimmed" } });
+  socket.push({ type: "rt.future", group: "live.1", data: { n: 3 } }); // unknown protocol frame
   assert.deepEqual(got, [1, 2]);
-  assert.deepEqual(events, ["m", "m"]); // a reset is not an application event
+  assert.deepEqual(events, ["m", "m"]); // protocol frames are not application events
   assert.deepEqual(failures, [
     { group: "live.1", since: null, seq: null, epoch: null, reason: "layer_restarted" },
     { group: "user.7", since: null, seq: 4, epoch: "e9", reason: "history_trimmed" },
