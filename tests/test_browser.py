@@ -139,6 +139,36 @@ async def test_ticket_connect_request_subscribe(daphne, e2e_users, open_page):
     }
 
 
+async def test_subscribe_retried_after_server_error(daphne, open_page):
+    """A subscribe answered ``server_error`` (the permission check raised in the real
+    server) is retried with backoff; the retry succeeds and events flow."""
+    server = daphne()
+    page = await open_page(server)
+    await make(
+        page, "c", f"{server.url}/ws/", reconnectDelay=100, maxReconnectDelay=500
+    )
+    await wait(page, "() => rt.clients.c.client.state === 'open'")
+    ack = await page.evaluate("() => rt.track('c', 'flaky.1')")
+    assert ack == {"group": "flaky.1", "seq": 0, "epoch": None, "recovered": True}
+    rec = await page.evaluate("() => rt.clients.c.rec")
+    assert rec["retries"] == [
+        {"group": "flaky.1", "code": "server_error", "attempt": 1}
+    ]
+    assert rec["subscriptionErrors"] == []
+    assert rec["states"] == ["connecting", "open"]  # retried on the same connection
+    for n in (1, 2):
+        reply = await request(
+            page, "c", "test.say", {"group": "flaky.1", "text": "x", "n": n}
+        )
+        assert reply == {"ok": {"seq": n}}, reply
+    await wait(page, "() => rt.clients.c.rec.events['flaky.1'].length === 2")
+    assert await events(page, "c", "flaky.1") == [
+        {"seq": 1, "n": 1},
+        {"seq": 2, "n": 2},
+    ]
+    assert "transient failure subscribing to flaky.1" in server.log.read_text()
+
+
 async def test_reconnect_recover_and_flush_after_restart(
     daphne, redis_url, e2e_users, open_page
 ):

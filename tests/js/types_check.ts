@@ -1,9 +1,14 @@
 // Compiled by tests/test_client_node.py::test_types_compile: realtime.d.ts is usable.
-import RealtimeClient, { RealtimeError, State, backoffDelay, type GroupEvent, type PresenceState } from "../../realtime/static/realtime/realtime.js";
+import RealtimeClient, { RealtimeError, State, backoffDelay, type GroupEvent, type PresenceState, type RecoveryFailed, type ResetReason } from "../../realtime/static/realtime/realtime.js";
 const client = new RealtimeClient("/ws/", { ticketUrl: "/realtime/ticket/", events: { "chat.message": 1 }, queueOverflow: "reject" });
 const off = client.on("closed", (d) => console.log(d.code, d.willRetry));
 off();
 client.on("recovery-failed", (f) => f.group.toUpperCase());
+client.on("recovery-failed", (f: RecoveryFailed) => (f.since ?? 0) + (f.seq ?? 0) + (f.epoch ?? "").length);
+const reason: ResetReason | undefined = "epoch_changed";
+client.on("recovery-failed", (f) => f.reason === reason);
+client.on("subscription-retry", (r) => r.delay + r.attempt + r.error.code.length + r.group.length);
+const code: RealtimeError["code"] = "unavailable";
 const sub = client.subscribe<{ text: string }>("room.1", (e: GroupEvent<{ text: string }>) => e.data?.text, { onPresence: (p) => p.member.username });
 sub.ready.then((ack) => ack.recovered);
 const p: Promise<PresenceState> = client.presence("room.1");

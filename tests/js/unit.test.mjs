@@ -1,9 +1,16 @@
 // Unit tests of realtime.js against an in-process fake socket: `node --test`.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 
 import { RealtimeClient, RealtimeError, State, backoffDelay } from "../../realtime/static/realtime/realtime.js";
 import { fakeWebSocket, nextEvent, until } from "./fake_socket.mjs";
+
+// Clients of the current test: closed after it, so a failed assertion cannot leave a
+// client reconnecting (and the runner waiting) forever.
+const live = [];
+afterEach(() => {
+  for (const client of live.splice(0)) client.destroy();
+});
 
 function setup(options = {}) {
   const fake = fakeWebSocket();
@@ -14,6 +21,7 @@ function setup(options = {}) {
     random: () => 0.5,
     ...options,
   });
+  live.push(client);
   return { fake, client };
 }
 
@@ -580,4 +588,276 @@ test("relative URLs resolve against location in a browser", async () => {
   } finally {
     delete globalThis.location;
   }
+});
+
+// -- no silent loss: transient subscribe failures, epochs, rt.reset ------------------
+
+const subscribes = (socket) => socket.sent.filter((f) => f.type === "rt.subscribe");
+
+function refuse(socket, frame, code) {
+  socket.push({ type: "rt.error", id: frame.id, data: { code, message: code } });
+}
+
+test("a subscribe answered server_error is retried; the retry's ack starts delivery", async () => {
+  const { socket, client } = await opened();
+  const got = [];
+  const errors = [];
+  const retries = [];
+  client.on("subscription-error", (e) => errors.push(e.error.code));
+  client.on("subscription-retry", (r) => retries.push([r.group, r.error.code, r.attempt]));
+  const sub = client.subscribe("room.1", (event) => got.push(event.seq), { onError: (e) => errors.push(e.code) });
+  refuse(socket, await socket.waitFrame("rt.subscribe"), "server_error");
+  const retry = await socket.waitFrame((f) => f.type === "rt.subscribe" && f.id !== subscribes(socket)[0].id);
+  assert.deepEqual(retry.data, { group: "room.1" });
+  assert.deepEqual(retries, [["room.1", "server_error", 1]]);
+  assert.equal(sub.active, true);
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e1", recovered: true }, { match: (f) => f.id === retry.id });
+  assert.deepEqual(await sub.ready, { group: "room.1", seq: 0, epoch: "e1", recovered: true });
+  for (const seq of [1, 2]) socket.push({ type: "m", group: "room.1", seq });
+  assert.deepEqual(got, [1, 2]);
+  assert.deepEqual(errors, []);
+  assert.equal(subscribes(socket).length, 2);
+  client.close();
+});
+
+test("a gap-filling resubscribe hit by server_error keeps its position and is retried", async () => {
+  const { socket, client } = await opened();
+  const got = [];
+  client.subscribe("room.1", (event) => got.push(event.seq));
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e1", recovered: true });
+  socket.push({ type: "m", group: "room.1", seq: 1 });
+  socket.push({ type: "m", group: "room.1", seq: 3 }); // 2 is missing
+  const fill = await socket.waitFrame((f) => f.type === "rt.subscribe" && f.data.since === 1);
+  refuse(socket, fill, "server_error");
+  const retry = await socket.waitFrame((f) => f.type === "rt.subscribe" && f.id !== fill.id && f.data.since === 1);
+  assert.deepEqual(retry.data, { group: "room.1", since: 1, epoch: "e1" });
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 3, epoch: "e1", recovered: true }, { match: (f) => f.id === retry.id });
+  for (const seq of [2, 3]) socket.push({ type: "m", group: "room.1", seq });
+  assert.deepEqual(got, [1, 2, 3]);
+  client.close();
+});
+
+test("unavailable is retried with exponential backoff and jitter, then events flow", async () => {
+  const { socket, client } = await opened({ reconnectDelay: 20, maxReconnectDelay: 1000, random: () => 0.999 });
+  const got = [];
+  const delays = [];
+  client.on("subscription-retry", (r) => delays.push(r.delay));
+  const sub = client.subscribe("room.1", (event) => got.push(event.seq));
+  let frame = await socket.waitFrame("rt.subscribe");
+  for (let i = 0; i < 3; i++) {
+    const refusedAt = Date.now();
+    const retrying = nextEvent(client, "subscription-retry");
+    refuse(socket, frame, "unavailable");
+    await retrying;
+    assert.equal(subscribes(socket).length, i + 1); // not resent at once
+    const previous = frame.id;
+    frame = await socket.waitFrame((f) => f.type === "rt.subscribe" && Number(f.id) > Number(previous));
+    // Timers never fire early; allow a millisecond of clock rounding.
+    assert.ok(Date.now() - refusedAt >= delays[i] - 1, `retry ${i} after ${Date.now() - refusedAt} ms < ${delays[i]}`);
+  }
+  assert.deepEqual(delays, [19, 39, 79]); // 0.999 of 20, 40, 80
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 4, epoch: "e1", recovered: true }, { match: (f) => f.id === frame.id });
+  await sub.ready;
+  socket.push({ type: "m", group: "room.1", seq: 5 });
+  assert.deepEqual(got, [5]);
+  // A success resets the backoff: the next transient failure waits the base delay again.
+  socket.push({ type: "m", group: "room.1", seq: 7 }); // gap: resubscribe
+  const fill = await socket.waitFrame((f) => f.type === "rt.subscribe" && f.data.since === 5);
+  const retrying = nextEvent(client, "subscription-retry");
+  refuse(socket, fill, "unavailable");
+  assert.equal((await retrying).delay, 19);
+  client.close();
+});
+
+test("every transient code is retried; every other code ends the subscription once", async () => {
+  for (const code of ["server_error", "unavailable", "rate_limited", "shutting_down"]) {
+    const { socket, client } = await opened();
+    const sub = client.subscribe("g", () => {});
+    refuse(socket, await socket.waitFrame("rt.subscribe"), code);
+    await until(() => subscribes(socket).length === 2, { what: `retry after ${code}` });
+    assert.equal(sub.active, true, code);
+    client.close();
+  }
+  for (const code of ["forbidden", "bad_envelope", "not_authenticated", "unknown_type", "invalid", "too_large", "no_such_code"]) {
+    const { socket, client } = await opened();
+    const errors = [];
+    const retries = [];
+    client.on("subscription-retry", (r) => retries.push(r));
+    const sub = client.subscribe("g", () => {}, { onError: (e) => errors.push(e.code) });
+    refuse(socket, await socket.waitFrame("rt.subscribe"), code);
+    await assert.rejects(sub.ready, { code });
+    assert.deepEqual(errors, [code]);
+    assert.equal(sub.active, false);
+    await new Promise((r) => setTimeout(r, 100)); // past the largest backoff (40 ms)
+    assert.equal(subscribes(socket).length, 1, code);
+    assert.deepEqual(retries, [], code);
+    client.close();
+  }
+});
+
+test("a subscribe timeout while connected is retried", async () => {
+  const { socket, client } = await opened({ requestTimeout: 30 });
+  const sub = client.subscribe("g", () => {});
+  const first = await socket.waitFrame("rt.subscribe");
+  const retry = await socket.waitFrame((f) => f.type === "rt.subscribe" && f.id !== first.id, 1000);
+  await socket.ack("rt.subscribe", { group: "g", seq: 0, epoch: "e", recovered: true }, { match: (f) => f.id === retry.id });
+  await sub.ready;
+  client.close();
+});
+
+test("a retry pending when the connection drops is replaced by the reconnect's resubscribe", async () => {
+  const { fake, socket, client } = await opened({ reconnectDelay: 200, maxReconnectDelay: 200, random: () => 0.99 });
+  client.subscribe("g", () => {});
+  await socket.ack("rt.subscribe", { group: "g", seq: 0, epoch: "e", recovered: true });
+  socket.push({ type: "m", group: "g", seq: 1 });
+  socket.push({ type: "m", group: "g", seq: 3 });
+  refuse(socket, await socket.waitFrame((f) => f.type === "rt.subscribe" && f.data.since === 1), "server_error");
+  await nextEvent(client, "subscription-retry"); // a retry is now waiting ~200 ms
+  socket.serverClose(1006);
+  client.retryNow(); // skip the reconnect backoff
+  const again = await fake.socket(1);
+  again.welcome();
+  const resub = await again.waitFrame("rt.subscribe");
+  assert.deepEqual(resub.data, { group: "g", since: 1, epoch: "e" });
+  await new Promise((r) => setTimeout(r, 300)); // past the old retry's time
+  assert.equal(subscribes(again).length, 1);
+  assert.equal(subscribes(socket).length, 2); // the first subscribe and the refused fill
+  client.close();
+});
+
+test("a new epoch in the ack resets the position: its events 1..n follow 1..m of the old", async () => {
+  // A correct server says recovered: false; the client must not trust `recovered: true`
+  // either when the epoch is not the one its `since` belongs to.
+  for (const recovered of [false, true]) {
+    const { fake, socket, client } = await opened();
+    const got = [];
+    const failures = [];
+    client.on("recovery-failed", (f) => failures.push(f));
+    const sub = client.subscribe("room.1", (event) => got.push(`${event.data.epoch}:${event.seq}`));
+    await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e1", recovered: true });
+    for (const seq of [1, 2, 3, 4, 5]) socket.push({ type: "m", group: "room.1", seq, data: { epoch: "e1" } });
+    socket.serverClose(1006);
+    const again = await fake.socket(1);
+    again.welcome();
+    const resub = await again.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e2", recovered });
+    assert.deepEqual(resub.data, { group: "room.1", since: 5, epoch: "e1" });
+    assert.deepEqual(client.positions()["room.1"], { seq: 0, epoch: "e2" });
+    for (const seq of [1, 2, 3]) again.push({ type: "m", group: "room.1", seq, data: { epoch: "e2" } });
+    assert.deepEqual(got, ["e1:1", "e1:2", "e1:3", "e1:4", "e1:5", "e2:1", "e2:2", "e2:3"], `recovered: ${recovered}`);
+    assert.deepEqual(failures, [{ group: "room.1", since: 5, seq: 0, epoch: "e2" }]);
+    assert.equal(sub.seq, 3);
+    client.close();
+  }
+});
+
+test("events held ahead of a gap are dropped when the fill's ack names a new epoch", async () => {
+  const { socket, client } = await opened();
+  const got = [];
+  client.subscribe("room.1", (event) => got.push(`${event.data.epoch}:${event.seq}`));
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e1", recovered: true });
+  const push = (epoch, seq) => socket.push({ type: "m", group: "room.1", seq, data: { epoch } });
+  for (const seq of [1, 2, 4, 5]) push("e1", seq); // 3 lost: 4 and 5 are held
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e2", recovered: false }, { match: (f) => f.data.since === 2 });
+  for (const seq of [1, 2, 3, 4, 5, 6]) push("e2", seq);
+  assert.deepEqual(got, ["e1:1", "e1:2", "e2:1", "e2:2", "e2:3", "e2:4", "e2:5", "e2:6"]);
+  client.close();
+});
+
+test("rt.reset sets the position, reports a failed recovery, and the next events flow", async () => {
+  const { fake, socket, client } = await opened();
+  const got = [];
+  const failures = [];
+  client.on("recovery-failed", (f) => failures.push(["client", f]));
+  client.subscribe("room.1", (event) => got.push(`${event.data.epoch}:${event.seq}`), {
+    onRecoveryFailed: (f) => failures.push(["sub", f]),
+  });
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e1", recovered: true });
+  for (const seq of [1, 2, 3, 4, 5]) socket.push({ type: "m", group: "room.1", seq, data: { epoch: "e1" } });
+  socket.push({ type: "rt.reset", group: "room.1", data: { epoch: "e2", seq: 0, reason: "epoch_changed" } });
+  const expected = { group: "room.1", since: 5, seq: 0, epoch: "e2", reason: "epoch_changed" };
+  assert.deepEqual(failures, [
+    ["client", expected],
+    ["sub", expected],
+  ]);
+  assert.deepEqual(client.positions()["room.1"], { seq: 0, epoch: "e2" });
+  for (const seq of [1, 2, 3]) socket.push({ type: "m", group: "room.1", seq, data: { epoch: "e2" } });
+  assert.deepEqual(got, ["e1:1", "e1:2", "e1:3", "e1:4", "e1:5", "e2:1", "e2:2", "e2:3"]);
+  // A reset within the epoch (history trimmed): continue after its seq.
+  socket.push({ type: "rt.reset", group: "room.1", data: { epoch: "e2", seq: 9, reason: "history_trimmed" } });
+  socket.push({ type: "m", group: "room.1", seq: 9, data: { epoch: "e2" } });
+  socket.push({ type: "m", group: "room.1", seq: 10, data: { epoch: "e2" } });
+  assert.deepEqual(got.slice(8), ["e2:10"]);
+  assert.equal(failures.length, 4);
+  // The reconnect resumes from the reset position.
+  socket.serverClose(1006);
+  const again = await fake.socket(1);
+  again.welcome();
+  assert.deepEqual((await again.waitFrame("rt.subscribe")).data, { group: "room.1", since: 10, epoch: "e2" });
+  client.close();
+});
+
+test("rt.reset drops the events held ahead of a gap", async () => {
+  const { socket, client } = await opened();
+  const got = [];
+  client.subscribe("room.1", (event) => got.push(`${event.data.epoch}:${event.seq}`));
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 0, epoch: "e1", recovered: true });
+  const push = (epoch, seq) => socket.push({ type: "m", group: "room.1", seq, data: { epoch } });
+  for (const seq of [1, 2, 4, 5]) push("e1", seq); // 4 and 5 held; a fill is in flight
+  socket.push({ type: "rt.reset", group: "room.1", data: { epoch: "e2", seq: 0, reason: "epoch_changed" } });
+  for (const seq of [1, 2, 3]) push("e2", seq);
+  await socket.ack("rt.subscribe", { group: "room.1", seq: 3, epoch: "e2", recovered: false }, { match: (f) => f.data.since === 2 });
+  for (const seq of [4, 5, 6]) push("e2", seq);
+  assert.deepEqual(got, ["e1:1", "e1:2", "e2:1", "e2:2", "e2:3", "e2:4", "e2:5", "e2:6"]);
+  client.close();
+});
+
+test("rt.reset of a group without history, and of the personal group, reports a failed recovery", async () => {
+  const { socket, client } = await opened();
+  const got = [];
+  const failures = [];
+  const events = [];
+  client.on("recovery-failed", (f) => failures.push(f));
+  client.on("event", (e) => events.push(e.type));
+  client.subscribe("live.1", (event) => got.push(event.data.n));
+  await socket.ack("rt.subscribe", { group: "live.1", seq: null, epoch: null, recovered: true });
+  socket.push({ type: "m", group: "live.1", data: { n: 1 } });
+  socket.push({ type: "rt.reset", group: "live.1", data: { epoch: null, seq: null, reason: "layer_restarted" } });
+  socket.push({ type: "m", group: "live.1", data: { n: 2 } });
+  socket.push({ type: "rt.reset", group: "user.7", data: { epoch: "e9", seq: 4, reason: "history_trimmed" } });
+  socket.push({ type: "rt.future", group: "live.1", data: { n: 3 } }); // unknown protocol frame
+  assert.deepEqual(got, [1, 2]);
+  assert.deepEqual(events, ["m", "m"]); // protocol frames are not application events
+  assert.deepEqual(failures, [
+    { group: "live.1", since: null, seq: null, epoch: null, reason: "layer_restarted" },
+    { group: "user.7", since: null, seq: 4, epoch: "e9", reason: "history_trimmed" },
+  ]);
+  client.close();
+});
+
+test("transient subscribe failures end the subscription after maxReconnectAttempts retries", async () => {
+  const { socket, client } = await opened({ maxReconnectAttempts: 2 });
+  const sub = client.subscribe("g", () => {});
+  const refused = new Set();
+  for (let i = 0; i < 3; i++) {
+    const frame = await socket.waitFrame((f) => f.type === "rt.subscribe" && !refused.has(f.id));
+    refused.add(frame.id);
+    refuse(socket, frame, "server_error");
+  }
+  await assert.rejects(sub.ready, { code: "server_error" });
+  assert.equal(sub.active, false);
+  assert.equal(subscribes(socket).length, 3);
+  client.close();
+});
+
+test("a gap fill refused for good ends the subscription and leaves the group", async () => {
+  const { socket, client } = await opened();
+  const sub = client.subscribe("g", () => {});
+  await socket.ack("rt.subscribe", { group: "g", seq: 0, epoch: "e", recovered: true });
+  socket.push({ type: "m", group: "g", seq: 2 }); // 1 is missing
+  const reported = nextEvent(client, "subscription-error");
+  refuse(socket, await socket.waitFrame((f) => f.type === "rt.subscribe" && f.data.since === 0), "forbidden");
+  assert.equal((await reported).error.code, "forbidden");
+  assert.equal(sub.active, false);
+  assert.deepEqual((await socket.waitFrame("rt.unsubscribe")).data, { group: "g" });
+  client.close();
 });

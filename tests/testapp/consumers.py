@@ -16,10 +16,24 @@ class IsRoomMember(BasePermission):
         return room_id in ("1", "2") or (room_id == "secret" and user.is_staff)
 
 
+class FailsOnce(BasePermission):
+    """Raises on the first subscribe to each ``flaky.<name>`` group in a process (a
+    real exception in a real server: the client gets ``server_error``), then allows."""
+
+    failed: set[str] = set()
+
+    def has_subscribe_permission(self, consumer, group, name):
+        if group not in self.failed:
+            self.failed.add(group)
+            raise RuntimeError(f"transient failure subscribing to {group}")
+        return True
+
+
 class EchoConsumer(RealtimeConsumer):
     subscriptions = {
         "room.{room_id}": [IsRoomMember],
         "public.{name}": [],
+        "flaky.{name}": [FailsOnce],
     }
     ephemeral_events = {"test.typing": []}
 

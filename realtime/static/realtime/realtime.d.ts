@@ -64,13 +64,35 @@ export interface PresenceChange {
   member: UserSummary;
 }
 
+/** Why the server sent `rt.reset`. */
+export type ResetReason = "epoch_changed" | "history_trimmed" | "layer_restarted" | (string & {});
+
+/** The `rt.reset` data: events continue after `seq` in `epoch`. */
+export interface Reset {
+  epoch: string | null;
+  seq: number | null;
+  reason: ResetReason;
+}
+
+/** Some events of the group may be lost: refetch its state. */
 export interface RecoveryFailed {
   group: string;
-  /** The seq the client resumed from. */
-  since: number;
-  /** The group's seq at resubscribe: live events continue after it. */
+  /** The client's position before (null: the group has no history, or no position yet). */
+  since: number | null;
+  /** Events continue after this seq (null for groups without history). */
   seq: number | null;
   epoch: string | null;
+  /** Set when an `rt.reset` reported it; absent for a subscribe answered `recovered: false`. */
+  reason?: ResetReason;
+}
+
+/** A transient subscribe failure; the subscribe is sent again after `delay` ms. */
+export interface SubscriptionRetry {
+  group: string;
+  error: RealtimeError;
+  /** Consecutive failures of this group's subscribe (1 for the first). */
+  attempt: number;
+  delay: number;
 }
 
 export interface CloseDetail {
@@ -99,6 +121,7 @@ export type RealtimeErrorCode =
   | "rate_limited"
   | "too_large"
   | "server_error"
+  | "unavailable"
   | "shutting_down"
   | "slow_consumer"
   | "heartbeat_timeout"
@@ -184,8 +207,10 @@ export interface SubscribeOptions {
   since?: number;
   epoch?: string;
   onPresence?: (change: PresenceChange) => void;
+  /** History could not fill what was missed (`recovered: false`, `rt.reset`): refetch. */
   onRecoveryFailed?: (failure: RecoveryFailed) => void;
-  /** The server refused the subscription (the subscription ends). */
+  /** The server refused the subscription for good (the subscription ends); transient
+   * errors are retried with backoff instead. */
   onError?: (error: RealtimeError) => void;
 }
 
@@ -193,7 +218,7 @@ export declare class Subscription<D = any> {
   readonly client: RealtimeClient;
   readonly group: string;
   readonly active: boolean;
-  /** Settles with the first `rt.subscribe` ack, or rejects when refused. */
+  /** Settles with the first `rt.subscribe` ack, or rejects when refused for good. */
   readonly ready: Promise<SubscribeAck>;
   readonly seq: number | null;
   readonly epoch: string | null;
@@ -218,6 +243,7 @@ export interface ClientEvents {
   presence: PresenceChange;
   subscribed: SubscribeAck;
   "subscription-error": { group: string; error: RealtimeError };
+  "subscription-retry": SubscriptionRetry;
   "recovery-failed": RecoveryFailed;
   gap: { group: string; seq: number };
   "queue-overflow": Frame;

@@ -17,6 +17,17 @@ export const State = Object.freeze({
 // Close codes that mean "come back right away" (shutting down, slow consumer).
 const PROMPT_CLOSE_CODES = new Set([4503, 4507]);
 
+// Subscribe failures that say nothing about the request itself: the same subscribe can
+// succeed later, so it is retried with backoff instead of ending the subscription.
+const TRANSIENT_SUBSCRIBE_CODES = new Set([
+  "server_error",
+  "unavailable",
+  "rate_limited",
+  "shutting_down",
+  "timeout",
+  "connection_lost",
+]);
+
 const DEFAULTS = {
   reconnectDelay: 500,
   maxReconnectDelay: 30000,
@@ -130,6 +141,9 @@ class Channel {
     this.pending = new Map(); // seq -> frame, events that arrived ahead of a gap
     this.resyncing = false;
     this.acked = false;
+    this.attempt = 0; // the latest rt.subscribe sent; older answers are stale
+    this.failures = 0; // consecutive transient subscribe failures (the backoff exponent)
+    this.retryTimer = null;
     this.ready = new Promise((resolve, reject) => {
       this._resolveReady = resolve;
       this._rejectReady = reject;
@@ -385,6 +399,8 @@ export class RealtimeClient {
     for (const channel of this._channels.values()) {
       channel.resyncing = false;
       channel.pending.clear();
+      // The next welcome resubscribes every channel: a retry must not add a second.
+      this._clearRetry(channel);
     }
     // A sent frame's fate is unknown once the socket is gone: never resend it.
     for (const [id, request] of this._requests) {
@@ -508,7 +524,11 @@ export class RealtimeClient {
       case "rt.presence.join":
       case "rt.presence.leave":
         return this._onPresence(frame);
+      case "rt.reset":
+        return this._onReset(frame);
       default:
+        // Other rt. types are protocol frames of a newer server: never app events.
+        if (typeof frame.type === "string" && frame.type.startsWith("rt.")) return;
         if (frame.group != null) return this._onGroupEvent(frame);
         this._emit("event", frame);
     }
@@ -662,6 +682,39 @@ export class RealtimeClient {
     this._sendSubscribe(channel);
   }
 
+  // The server could not deliver every event after this connection's position: the
+  // group's history restarted, a live gap outran it, or (no history) the channel layer
+  // was down. Continue after (epoch, seq) and let the app refetch.
+  _onReset(frame) {
+    if (typeof frame.group !== "string") return;
+    const data = frame.data ?? {};
+    const channel = this._channels.get(frame.group);
+    const since = channel ? channel.seq : null;
+    if (channel) this._setPosition(channel, data.epoch, data.seq);
+    this._recoveryFailed(channel, {
+      group: frame.group,
+      since,
+      seq: data.seq ?? null,
+      epoch: data.epoch ?? null,
+      reason: data.reason,
+    });
+  }
+
+  // Held events belong to the old position (maybe an old epoch, whose seqs mean other
+  // events): keeping them would deliver them in place of the new position's events.
+  _setPosition(channel, epoch, seq) {
+    channel.epoch = epoch ?? null;
+    channel.seq = seq ?? null;
+    channel.pending.clear();
+  }
+
+  _recoveryFailed(channel, failure) {
+    this._emit("recovery-failed", failure);
+    for (const sub of channel?.subs ?? []) {
+      if (sub.options.onRecoveryFailed) this._call(sub.options.onRecoveryFailed, failure);
+    }
+  }
+
   // -- subscriptions ---------------------------------------------------------------
 
   /**
@@ -690,33 +743,42 @@ export class RealtimeClient {
     return out;
   }
 
+  // Always from the channel's current position, so a retry or a resubscribe after a
+  // reconnect still recovers what was missed.
   _sendSubscribe(channel) {
+    this._clearRetry(channel);
+    const attempt = ++channel.attempt;
     const data = { group: channel.group };
     const since = channel.seq;
+    const epoch = channel.epoch;
     if (since != null) {
       data.since = since;
-      if (channel.epoch != null) data.epoch = channel.epoch;
+      if (epoch != null) data.epoch = epoch;
     }
     this._request("rt.subscribe", data, { direct: true }).then(
-      (ack) => this._onSubscribed(channel, since, ack ?? {}),
-      (error) => this._onSubscribeError(channel, error),
+      (ack) => this._onSubscribed(channel, since, epoch, ack ?? {}),
+      (error) => this._onSubscribeError(channel, attempt, error),
     );
   }
 
-  _onSubscribed(channel, since, ack) {
+  _onSubscribed(channel, since, epoch, ack) {
     if (this._channels.get(channel.group) !== channel) return; // unsubscribed meanwhile
     channel.resyncing = false;
-    channel.epoch = ack.epoch ?? null;
-    if (since != null && ack.recovered === false) {
-      channel.seq = ack.seq ?? null;
-      const failure = { group: channel.group, since, seq: ack.seq, epoch: ack.epoch };
-      this._emit("recovery-failed", failure);
-      for (const sub of channel.subs) {
-        if (sub.options.onRecoveryFailed) this._call(sub.options.onRecoveryFailed, failure);
-      }
+    channel.failures = 0;
+    const ackEpoch = ack.epoch ?? null;
+    // `since` counts events of `epoch`; in another epoch the same numbers name other
+    // events, so a changed epoch is a failed recovery whatever `recovered` says.
+    // (Without a stored epoch there is nothing to compare: `recovered` decides.)
+    const epochChanged = epoch != null && ackEpoch !== epoch;
+    if (since != null && (ack.recovered === false || epochChanged)) {
+      this._setPosition(channel, ackEpoch, ack.seq);
+      this._recoveryFailed(channel, { group: channel.group, since, seq: ack.seq ?? null, epoch: ackEpoch });
     } else if (since == null) {
-      channel.seq = ack.seq ?? null;
-    } // else: recovered; replayed events follow the ack, starting after `since`
+      this._setPosition(channel, ackEpoch, ack.seq);
+    } else {
+      // Recovered: replayed events follow the ack, starting after `since`.
+      channel.epoch = ackEpoch;
+    }
     if (!channel.acked) {
       channel.acked = true;
       channel._resolveReady(ack);
@@ -725,12 +787,27 @@ export class RealtimeClient {
     this._drain(channel);
   }
 
-  _onSubscribeError(channel, error) {
-    if (error.code === "connection_lost" || error.code === "timeout") {
-      return; // resubscribed on the next connection
+  _onSubscribeError(channel, attempt, error) {
+    if (this._channels.get(channel.group) !== channel) return; // unsubscribed meanwhile
+    if (attempt !== channel.attempt) return; // a newer subscribe is on its way
+    const transient = TRANSIENT_SUBSCRIBE_CODES.has(error.code);
+    // Not connected: the next welcome resubscribes every channel.
+    if (transient && (error.code === "connection_lost" || !this._ready)) return;
+    if (transient && channel.failures < this.options.maxReconnectAttempts) {
+      const delay = backoffDelay(channel.failures, this._backoffOptions());
+      channel.failures += 1;
+      channel.retryTimer = setTimeout(() => {
+        channel.retryTimer = null;
+        if (this._ready && this._channels.get(channel.group) === channel) this._sendSubscribe(channel);
+      }, delay);
+      this._emit("subscription-retry", { group: channel.group, error, attempt: channel.failures, delay });
+      return;
     }
-    if (this._channels.get(channel.group) !== channel) return;
     this._channels.delete(channel.group);
+    // A refused gap fill leaves the server's earlier subscription in place: leave it.
+    if (channel.acked && this._ready) {
+      this._request("rt.unsubscribe", { group: channel.group }, { direct: true }).catch(() => {});
+    }
     const detail = { group: channel.group, error };
     channel._rejectReady(error);
     for (const sub of channel.subs) {
@@ -740,10 +817,18 @@ export class RealtimeClient {
     this._emit("subscription-error", detail);
   }
 
+  _clearRetry(channel) {
+    if (channel.retryTimer != null) {
+      clearTimeout(channel.retryTimer);
+      channel.retryTimer = null;
+    }
+  }
+
   _removeSubscription(sub) {
     const channel = this._channels.get(sub.group);
     if (!channel || !channel.subs.delete(sub) || channel.subs.size) return;
     this._channels.delete(sub.group);
+    this._clearRetry(channel);
     if (this._ready) {
       this._request("rt.unsubscribe", { group: sub.group }, { direct: true }).catch(() => {});
     }
