@@ -31,14 +31,19 @@ steady publishing):
 - ``storm``: ``--storm-processes`` fresh daphne processes started while
   ``--storm-clients`` clients connect and subscribe the moment their port opens.
 
-It prints, per layer and phase: accepted and failed notify() calls, (stream, event)
-pairs due and delivered, ``silent`` losses, losses ``told`` (covered by a signal),
-duplicates, out-of-order, ``rt.reset`` frames and ``recovered: false`` acks received,
-reconnects, and the time to recover: seconds from the fault's moment (burst end,
-the idle groups' first new event, Redis stopped, the SIGKILL, the fresh port open)
-until each stream received an event published after it (max / median over streams;
-``never``: streams that did not within the run). Exit status 1 when any silent
-loss, duplicate or out-of-order delivery was found, or a stream ended unsubscribed.
+It prints, per layer and phase: accepted (``published``) and ``failed`` notify()
+calls, (stream, event) pairs ``due`` and ``delivered``, ``silent`` losses and the
+``holes`` they form (a hole is counted in the phase it began in), losses ``told``
+(covered by a signal) with the longest delay from such an event's notify() to its
+signal (``late s``), duplicates (``dup``), out-of-order (``ooo``), ``rt.reset``
+frames and ``recovered: false`` acks received (recoveries forced), reconnects, and
+the time to recover: seconds from the fault's moment (burst end, the idle groups'
+first new event, Redis stopped, the SIGKILL, the fresh port open) until each stream
+received an event published after it (max / median over streams; ``never``:
+streams that did not within the run). Then ``silent losses: N``, ``duplicates: N``,
+``out-of-order: N`` and a few issues of each kind. Exit status 1 when any silent
+loss, duplicate or out-of-order delivery was found, or a stream ended closed or
+unsubscribed (the run could not judge it).
 
     .venv/bin/python benchmarks/integrity.py                     # everything
     .venv/bin/python benchmarks/integrity.py --layers core --phases burst,kill

@@ -23,6 +23,15 @@ A close is not a signal by itself: the client resubscribes with ``since`` and
 ``epoch`` and the ack's ``recovered`` decides (``true`` must leave no hole). A stream
 whose last connection closed without a new ack is *incomplete*: the close covers
 what is missing before it, nothing after it is required, and the run is not valid.
+
+Figures are counted per phase by the time the event's ``notify()`` started, except
+silent losses: consecutive ones in a stream (no delivery between them) form a
+*hole*, counted whole in the phase it began in, since a loss that goes on (a seq
+that went back, a group membership never restored) was caused there.
+
+Known blind spot: a ``notify()`` that raised may still have taken a seq (the reply
+was lost, not the event). If such an event is lost right after a signal, the seq
+rule above blames one accepted event too many.
 """
 
 from __future__ import annotations
