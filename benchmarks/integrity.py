@@ -32,8 +32,9 @@ steady publishing):
   ``--storm-clients`` clients connect and subscribe the moment their port opens.
 
 It prints, per layer and phase: accepted (``published``) and ``failed`` notify()
-calls, (stream, event) pairs ``due`` and ``delivered``, ``silent`` losses and the
-``holes`` they form (a hole is counted in the phase it began in), losses ``told``
+calls, (stream, event) pairs ``due`` and ``delivered``, ``silent`` losses, the
+holes they form that began in the phase and those holes' events (``holes
+begun/events``: a hole that goes on into later phases was caused here), losses ``told``
 (covered by a signal) with the longest delay from such an event's notify() to its
 signal (``late s``), duplicates (``dup``), out-of-order (``ooo``), ``rt.reset``
 frames and ``recovered: false`` acks received (recoveries forced), reconnects, and

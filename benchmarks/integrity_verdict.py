@@ -24,10 +24,11 @@ A close is not a signal by itself: the client resubscribes with ``since`` and
 whose last connection closed without a new ack is *incomplete*: the close covers
 what is missing before it, nothing after it is required, and the run is not valid.
 
-Figures are counted per phase by the time the event's ``notify()`` started, except
-silent losses: consecutive ones in a stream (no delivery between them) form a
-*hole*, counted whole in the phase it began in, since a loss that goes on (a seq
-that went back, a group membership never restored) was caused there.
+Figures are counted per phase by the time the event's ``notify()`` started.
+Consecutive silent losses in a stream (no delivery between them) form a *hole*; holes
+are also counted, with their events, in the phase they began in, since a loss that
+goes on into later phases (a seq that went back, a group membership never restored)
+was caused there.
 
 Known blind spot: a ``notify()`` that raised may still have taken a seq (the reply
 was lost, not the event). If such an event is lost right after a signal, the seq
@@ -281,7 +282,8 @@ class Tally:
     required: int = 0  # (stream, event) pairs due
     delivered: int = 0
     silent: int = 0
-    holes: int = 0  # runs of silent losses (each counted in the phase it began)
+    holes: int = 0  # runs of silent losses that began in this phase
+    hole_events: int = 0  # ... and their events, wherever they were published
     told: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -411,13 +413,12 @@ def _count(
         phase(n).required += 1
     for n in verdict.delivered:
         phase(n).delivered += 1
+    for n, _reason in verdict.silent:
+        phase(n).silent += 1
     for n, count, reason in verdict.holes:
-        # A hole counts in the phase it began in: a loss that goes on into the
-        # next phases (a seq that went back, a membership never restored) was
-        # caused there.
         tally = phase(n)
-        tally.silent += count
         tally.holes += 1
+        tally.hole_events += count
         issues.append(Issue("silent", client, group, n, count, reason))
     for n, _reason, delay in verdict.told:
         tally = phase(n)
@@ -479,7 +480,7 @@ COLUMNS = [
     ("due", 7),
     ("delivered", 9),
     ("silent", 6),
-    ("holes", 5),
+    ("holes begun/events", 18),
     ("told", 6),
     ("late s", 6),
     ("dup", 5),
@@ -500,7 +501,7 @@ def _row(name: str, t: Tally) -> str:
         t.required,
         t.delivered,
         t.silent,
-        t.holes,
+        f"{t.holes}/{t.hole_events}",
         t.told,
         f"{t.told_delay_max:.1f}" if t.told else "-",
         t.duplicates,
