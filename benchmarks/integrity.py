@@ -266,14 +266,13 @@ class Recorder:
         name: str,
         urls: list[str],
         groups: list[str],
-        history: set[str],
         *,
         start: int = 0,
         sticky: bool = False,
         compress: bool = False,
         retry: float = 0.05,
     ) -> None:
-        self.name, self.urls, self.groups, self.history = name, urls, groups, history
+        self.name, self.urls, self.groups = name, urls, groups
         self.index, self.sticky, self.compress, self.retry = (
             start,
             sticky,
@@ -477,7 +476,6 @@ async def run_layer(layer: str, options: Options, db: Path, logs: Path) -> Layer
                     f"c{i}",
                     urls,
                     groups,
-                    set(history),
                     start=i % len(urls),
                     sticky=i % 4 in (1, 2),  # some wait for their own port
                     compress=i % 2 == 1,
@@ -507,7 +505,7 @@ async def run_layer(layer: str, options: Options, db: Path, logs: Path) -> Layer
             phases.append(Phase("burst", t0, t_ref=t1))
             await asyncio.sleep(options.settle)
         if "idle" in options.phases:
-            idle = [g for g in (history[:1] + plain[:1])]
+            idle = history[:1] + plain[:1]
             (paused,) = map(float, await publisher.command(f"pause {','.join(idle)}"))
             phase = Phase("idle", paused, groups=idle)
             phases.append(phase)
@@ -539,7 +537,6 @@ async def run_layer(layer: str, options: Options, db: Path, logs: Path) -> Layer
                     f"s{i}",
                     fresh,
                     groups,
-                    set(history),
                     start=i % len(fresh),
                     sticky=True,
                     compress=i % 2 == 1,
