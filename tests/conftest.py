@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -248,8 +249,6 @@ def e2e_users(e2e_db):
         "    out[name] = {'token': t.key, 'pk': u.pk}\n"
         "print(json.dumps(out))\n"
     )
-    import json
-
     return json.loads(django_shell(e2e_db, code))
 
 
@@ -285,7 +284,10 @@ class DaphneFactory:
         if layer:
             env["RT_LAYER"] = layer
         for key, value in realtime_settings.items():
-            env[f"RT_SET_{key}"] = str(value)
+            # Lists and dicts travel as JSON (tests/e2e_settings.py reads them).
+            env[f"RT_SET_{key}"] = (
+                json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+            )
         log = self.log_dir / f"{server}-{port}-{len(self.started)}.log"
         proc = start_server(
             "tests.asgi:application", port, env=env, log=log, server=server

@@ -1,5 +1,10 @@
-"""Settings for daphne processes started by the e2e tests (see conftest.daphne)."""
+"""Settings for daphne processes started by the e2e tests (see conftest.daphne).
 
+``RT_SET_<KEY>`` environment variables override ``REALTIME[<KEY>]``: numbers as
+such, lists and dicts as JSON (``RT_SET_HISTORY_GROUPS='["public.h-*"]'``).
+"""
+
+import json
 import os
 
 from tests.settings import *  # noqa: F403
@@ -35,10 +40,18 @@ if os.environ.get("RT_SENTINEL"):
             },
         }
     }
+
+
+def _setting(value: str):
+    if value[:1] in ("[", "{"):
+        return json.loads(value)
+    return float(value) if "." in value else int(value)
+
+
 REALTIME = {
     **REALTIME,
     **{
-        key[len("RT_SET_") :]: float(value) if "." in value else int(value)
+        key[len("RT_SET_") :]: _setting(value)
         for key, value in os.environ.items()
         if key.startswith("RT_SET_")
     },
