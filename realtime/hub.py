@@ -11,14 +11,17 @@ leases), so an idle connection costs no task and no timer of its own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import signal
 import threading
 import time
+import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from realtime import history, metrics
 from realtime.backends import get_backend, registry
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 EVENT = "rt.event"
+PROBE = "realtime-probe"
 
 
 class Event:
@@ -110,6 +114,7 @@ class Hub:
         # dispatched straight to the hubs, with no capacity to overflow.
         self.layer: Any = None if layer is None or is_process_local(layer) else layer
         self.channel: str | None = None
+        self.channel_id = ""
         self.groups: dict[str, set[RealtimeConsumer]] = {}
         self.connections: set[RealtimeConsumer] = set()
         self._membership = asyncio.Lock()
@@ -123,6 +128,11 @@ class Hub:
         # Each history group's position at the previous check (see _positions).
         self._positions: dict[str, tuple[str, int]] = {}
         self._warned: dict[tuple[str, str], float] = {}
+        # One group per Redis server of the layer, joined by this hub alone.
+        self._probes: dict[int, str] = {}
+        self._probe_waiters: dict[str, asyncio.Future] = {}
+        self._hooks: list[_ReconnectHook] = []
+        self._watcher: _ServerWatch | None = None
 
     async def start(self) -> None:
         if self._started:
@@ -130,6 +140,13 @@ class Hub:
         self._started = True
         if self.layer is not None:
             self.channel = await new_hub_channel(self.layer)
+            self.channel_id = uuid.uuid4().hex[:16]
+            await self._join_probes()
+            self._hook_reconnects()
+            # Each server's run_id before any client relies on it: a restart
+            # from now on is noticed (see _watch).
+            self._watcher = _ServerWatch(self.layer)
+            await self._watcher.restarted()
             self._tasks.append(asyncio.create_task(self._receive_loop()))
             if hasattr(self.layer, "group_expiry"):
                 self._tasks.append(asyncio.create_task(self._refresh_groups()))
@@ -229,6 +246,7 @@ class Hub:
                 if failures:
                     # A Redis that restarted has lost this process's group
                     # memberships (channels-redis core does not restore them).
+                    self.mark_lost(None)
                     await self._rejoin_groups()
                     logger.warning(
                         "channel layer is back after %d failed attempts; rejoined "
@@ -237,7 +255,8 @@ class Hub:
                         len(self.groups),
                     )
                     failures = 0
-                    await self._outage_over(None)
+                    # In the background: it waits for a probe this loop receives.
+                    _background(self._outage_over(None))
                 message = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
@@ -253,12 +272,51 @@ class Hub:
                 continue
             if message.get("type") == EVENT:
                 await self.dispatch(Event(message))
+            elif message.get("type") == PROBE:
+                waiter = self._probe_waiters.pop(message.get("token"), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
 
     async def _rejoin_groups(self, shard: int | None = None) -> None:
         async with self._membership:
-            for group in tuple(self.groups):
+            for group in (*self.groups, *self._probes.values()):
                 if shard is None or shard_of(self.layer, group) == shard:
                     await self.layer.group_add(group, self.channel)
+
+    async def _join_probes(self) -> None:
+        """Join one group per Redis server of the layer, to prove delivery works."""
+        for index in range(len(layer_hosts(self.layer))):
+            group = next(
+                name
+                for k in itertools.count()
+                if shard_of(self.layer, name := f"{PROBE}.{self.channel_id}.{k}")
+                == index
+            )
+            self._probes[index] = group
+            await self.layer.group_add(group, self.channel)
+
+    async def _delivering(self, shard: int | None, timeout: float = 10.0) -> bool:
+        """Wait until a message sent through ``shard`` (every shard: None) reaches
+        this hub again: after a restart the layer resubscribes on its own time."""
+        deadline = time.monotonic() + timeout
+        errors: tuple[type[BaseException], ...] = (TimeoutError, *unreachable())
+        for index, group in self._probes.items():
+            if shard is not None and index != shard:
+                continue
+            while True:
+                token = uuid.uuid4().hex
+                waiter = self._probe_waiters[token] = self.loop.create_future()
+                try:
+                    await self.layer.group_send(group, {"type": PROBE, "token": token})
+                    await asyncio.wait_for(waiter, 0.25)
+                    break
+                except errors:
+                    if time.monotonic() > deadline:
+                        return False
+                    await asyncio.sleep(0.05)
+                finally:
+                    self._probe_waiters.pop(token, None)
+        return True
 
     async def _refresh_groups(self) -> None:
         """Re-add every group well before channels-redis's group_expiry drops it
@@ -323,7 +381,7 @@ class Hub:
         """Every POSITION_CHECK_INTERVAL: notice restarted Redis servers (their
         ``run_id`` changes) within seconds, and compare each history group's
         position with the backend's, repairing gaps nothing else revealed."""
-        watcher = _ServerWatch(self.layer) if self.layer is not None else None
+        watcher = self._watcher
         try:
             while True:
                 interval = realtime_settings.POSITION_CHECK_INTERVAL
@@ -333,6 +391,8 @@ class Hub:
                 try:
                     if watcher is not None:
                         for shard in await watcher.restarted():
+                            if not self._hooks:  # else the hook has marked them
+                                self.mark_lost(shard)
                             await self._rejoin_groups(shard)
                             await self._outage_over(shard)
                     await self._check_positions()
@@ -346,26 +406,48 @@ class Hub:
             if watcher is not None:
                 await watcher.close()
 
+    def mark_lost(self, shard: int | None, reason: str = "layer_restarted") -> None:
+        """Events of groups without history routed through ``shard`` (every
+        shard: None) may have been lost: each subscriber gets rt.reset before the
+        next event of the group, so the signal sits where the gap is."""
+        for group, members in tuple(self.groups.items()):
+            if shard is not None and shard_of(self.layer, group) != shard:
+                continue
+            if history.keeps_history(group):
+                continue  # seqs show the gap, history fills it
+            self.warn_lost(group, reason, "events sent meanwhile may be lost")
+            metrics.lost(reason)
+            for consumer in tuple(members):
+                consumer.mark_reset(group, reason)
+
     async def _outage_over(self, shard: int | None) -> None:
-        """The layer lost events (a server restarted or was unreachable): repair
-        history groups now; tell subscribers of groups without history."""
+        """The layer delivers again after losing events: send the resets no event
+        carried yet, and repair history groups now."""
         logger.warning(
             "channel layer %s was unavailable or restarted; checking %d groups",
             "server" if shard is None else f"server {shard}",
             len(self.groups),
         )
+        if not await self._delivering(shard):
+            logger.warning("channel layer still not delivering; checking anyway")
         for group, members in tuple(self.groups.items()):
-            if shard is not None and shard_of(self.layer, group) != shard:
-                continue
-            if history.keeps_history(group):
-                continue
-            self.warn_lost(
-                group, "layer_restarted", "events sent meanwhile may be lost"
-            )
-            metrics.lost("layer_restarted")
-            for consumer in tuple(members):
-                consumer.reset_group(group, None, None, "layer_restarted")
+            if shard is None or shard_of(self.layer, group) == shard:
+                for consumer in tuple(members):
+                    consumer.flush_reset(group)
         await self._check_positions(immediate=True)
+
+    def _hook_reconnects(self) -> None:
+        """The pub/sub layer reconnects and resubscribes by itself: hear of it
+        before the first message of the new connection is read."""
+        if not isinstance(self.layer, RedisPubSubChannelLayer):
+            return
+        for index, shard in enumerate(self.layer._shards):
+            pubsub = getattr(shard, "_pubsub", None)
+            connection = getattr(pubsub, "connection", None)
+            if connection is not None:
+                hook = _ReconnectHook(self, index)
+                self._hooks.append(hook)
+                connection.register_connect_callback(hook.connected)
 
     async def _check_positions(self, *, immediate: bool = False) -> None:
         groups = [g for g in self.groups if history.keeps_history(g)]
@@ -502,6 +584,17 @@ class _Read:
     def __init__(self) -> None:
         self.issued: int | None = None  # Hub.arrivals when the read was sent
         self.task: asyncio.Future[HistoryRead]
+
+
+class _ReconnectHook:
+    """A pub/sub connection's connect callback (redis-py keeps a weak reference)."""
+
+    def __init__(self, hub: Hub, shard: int) -> None:
+        self.hub, self.shard = hub, shard
+
+    def connected(self, connection: Any) -> None:
+        self.hub.mark_lost(self.shard)
+        _background(self.hub._outage_over(self.shard))
 
 
 class _ServerWatch:

@@ -42,6 +42,7 @@ class OutboundMixin:
             self, error: exc.RealtimeError | None = None, code: int = ...
         ) -> None: ...
         def _in_order(self, sub: Any, event: Event) -> bool: ...
+        def _due_reset(self, sub: Any) -> None: ...
 
     # Set while a send waits on the server's flow control (see _write).
     _writer: asyncio.Future | None = None
@@ -194,6 +195,8 @@ class OutboundMixin:
         if sub.buffer is not None:
             sub.buffer.append(event)
             return
+        if sub.reset_due is not None:
+            self._due_reset(sub)
         if event.seq is not None and not self._in_order(sub, event):
             return
         if self.versions:

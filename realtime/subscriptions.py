@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 class Subscription:
-    __slots__ = ("buffer", "epoch", "group", "last_seq", "presence")
+    __slots__ = ("buffer", "epoch", "group", "last_seq", "presence", "reset_due")
 
     def __init__(self, group: str) -> None:
         self.group = group
@@ -47,6 +47,8 @@ class Subscription:
         self.epoch: str | None = None  # the epoch last_seq belongs to
         self.buffer: list[Event] | None = []  # events held while recovering
         self.presence = False
+        # An rt.reset to send before the next event (a loss without seqs).
+        self.reset_due: str | None = None
 
 
 class SubscriptionsMixin:
@@ -65,6 +67,10 @@ class SubscriptionsMixin:
         async def _send_frame(self, frame: dict) -> None: ...
         async def _send_text(self, text: str) -> None: ...
         def push(self, event: Event) -> None: ...
+        def _write(
+            self, text: str, message: dict | None = ..., frame: bytes | None = ...
+        ) -> bool: ...
+        def _too_slow(self) -> None: ...
 
         closed: bool
         connection_id: str
@@ -278,12 +284,28 @@ class SubscriptionsMixin:
             }
         )
 
-    def reset_group(
-        self, group: str, epoch: str | None, seq: int | None, reason: str
-    ) -> None:
-        """Tell this socket it may have missed events of ``group`` (no history)."""
-        if group in self.subs:
-            _background(self._send_reset(group, epoch, seq, reason))
+    def mark_reset(self, group: str, reason: str) -> None:
+        """Events of ``group`` (no history) may be lost: say so before the next."""
+        sub = self.subs.get(group)
+        if sub is not None:
+            sub.reset_due = reason
+
+    def flush_reset(self, group: str) -> None:
+        """Send a due rt.reset now (no event came to carry it)."""
+        sub = self.subs.get(group)
+        if sub is not None and sub.reset_due is not None and sub.buffer is None:
+            self._due_reset(sub)
+
+    def _due_reset(self, sub: Subscription) -> None:
+        reason, sub.reset_due = sub.reset_due, None
+        metrics.reset(cast(str, reason))
+        frame = {
+            "type": "rt.reset",
+            "group": sub.group,
+            "data": {"epoch": None, "seq": None, "reason": reason},
+        }
+        if self._write(orjson.dumps(frame).decode()):
+            self._too_slow()
 
     async def _undo_subscribe(
         self, sub: Subscription, previous: Subscription | None
