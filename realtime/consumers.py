@@ -283,8 +283,8 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         if self.user.is_authenticated:
             group = self.personal_group = user_group(self.user)
             self.subs[group] = sub = Subscription(group)
-            sub.buffer = None
-            await self.hub.join(group, self)
+            await self.hub.join(group, self)  # held in sub.buffer meanwhile
+            await self._position(sub)
         try:
             await self.on_connect()
         except exc.RealtimeError as error:

@@ -196,6 +196,7 @@ class Hub:
         if closing:
             logger.info("shutting down: closing %d connections with 4503", len(closing))
             await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 5)
+        await self._leave_probes()
         if previous is None:
             return
         # Hand the signal back: servers re-raise it at exit to report how they ended.
@@ -215,6 +216,10 @@ class Hub:
                 pass
         self._tasks.clear()
         self._started = False
+        await self._leave_probes()
+        if self._watcher is not None:
+            await self._watcher.close()
+            self._watcher = None
 
     async def join(self, group: str, consumer: RealtimeConsumer) -> None:
         """Deliver ``group``'s events to ``consumer`` from now on."""
@@ -294,6 +299,15 @@ class Hub:
             )
             self._probes[index] = group
             await self.layer.group_add(group, self.channel)
+
+    async def _leave_probes(self) -> None:
+        probes, self._probes = self._probes, {}
+        for group in probes.values():
+            try:
+                async with asyncio.timeout(2):
+                    await self.layer.group_discard(group, self.channel)
+            except Exception as error:  # Redis gone: the membership expires
+                logger.debug("leaving %s failed: %r", group, error)
 
     async def _delivering(self, shard: int | None, timeout: float = 10.0) -> bool:
         """Wait until a message sent through ``shard`` (every shard: None) reaches
@@ -403,7 +417,8 @@ class Hub:
                 except Exception:
                     logger.exception("position check failed")
         finally:
-            if watcher is not None:
+            if watcher is not None and watcher is self._watcher:
+                self._watcher = None
                 await watcher.close()
 
     def mark_lost(self, shard: int | None, reason: str = "layer_restarted") -> None:

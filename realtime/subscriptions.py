@@ -166,10 +166,25 @@ class SubscriptionsMixin:
 
     # -- continuity ---------------------------------------------------------------
 
+    async def _position(self, sub: Subscription) -> None:
+        """Start ``sub`` (joined, holding events) at its group's current position."""
+        if history.keeps_history(sub.group):
+            try:
+                sub.last_seq, sub.epoch = await history.position(sub.group)
+            except unreachable() as error:
+                logger.warning("position of %s unknown: %r", sub.group, error)
+                sub.last_seq = -1  # the first event tells
+        buffered, sub.buffer = sub.buffer or [], None
+        for event in buffered:
+            self.push(event)
+
     def _in_order(self, sub: Subscription, event: Event) -> bool:
         """True if ``event`` is the next of ``sub``'s group; else drop it (a
         duplicate) or start a repair (a gap, a new epoch) and return False."""
         seq = cast(int, event.seq)
+        if sub.last_seq < 0:
+            sub.epoch, sub.last_seq = event.epoch, seq
+            return True
         if sub.epoch is None and sub.last_seq == 0:
             sub.epoch = event.epoch  # the group's first epoch since subscribing
         if event.epoch is not None and event.epoch != sub.epoch:

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 import realtime
 from realtime import backends
-from realtime.exceptions import NotifyFailed
+from realtime.exceptions import NotifyFailed, Unavailable
 from realtime.settings import realtime_settings
 from tests.conftest import RedisServer
 from tests.wsclient import Client
@@ -90,7 +90,9 @@ def test_redis_outage(daphne, layer_on, loop, settings, django_user_model):
             realtime.notify(group, "test.note", {"text": "lost"}, on_commit=False)
         assert time.monotonic() - started < 2.0  # NOTIFY_TIMEOUT is 1 s
         assert group in str(failed.value)
-        assert failed.value.detail == "Internal server error."  # what a client sees
+        # What a client sees: a transient failure to retry, no internals.
+        assert failed.value.code == "unavailable"
+        assert failed.value.detail == Unavailable.default_detail
 
         started = time.monotonic()
         with pytest.raises(NotifyFailed):
