@@ -55,8 +55,8 @@ def check_churn(consumer: RealtimeConsumer, group: str) -> None:
     MAX_SUBSCRIPTIONS first joins). Refused, the client stays subscribed and listed.
     """
     sub = consumer.subs.get(group)
-    if sub is None or not sub.presence:
-        return
+    if sub is None or not sub.presence or not consumer.user.is_authenticated:
+        return  # anonymous connections are counted, never announced: no events
     bucket = consumer.__dict__.get("_presence_bucket")
     if bucket is None:
         bucket = consumer._presence_bucket = TokenBucket(

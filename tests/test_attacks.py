@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from realtime import status
 from realtime.auth import TICKET_SALT
 from tests.conftest import ROOT, django_shell
+from tests.rtprobe import Heartbeat, rss_kib
 from tests.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -729,3 +730,145 @@ async def test_presence_churn_is_limited_per_connection(server, e2e_users):
     print(f"presence churn: {frames} frames in {elapsed:.1f} s, {len(seen)} events")
     await bob.close()
     await mallory.close()
+
+
+# -- slow handshakes (slowloris) and header bloat --------------------------------------
+
+
+def server_flags(kind: str) -> list[str]:
+    return documented_uvicorn_flags() if kind == "uvicorn" else []
+
+
+async def hold_handshake(port: int, stop: asyncio.Event) -> str:
+    """A WebSocket handshake that never ends: one more header line every second."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+        n = 0
+        while not stop.is_set():
+            writer.write(f"X-Slow-{n}: 1\r\n".encode())
+            await writer.drain()
+            n += 1
+            try:
+                if await asyncio.wait_for(reader.read(100), 1.0) == b"":
+                    return "closed"
+                return "answered"
+            except TimeoutError:
+                continue
+        return "open"
+    except OSError:
+        return "closed"
+    finally:
+        writer.close()
+
+
+async def bloat_headers(port: int, total: int) -> str:
+    """Send ``total`` bytes of 1 KB header lines as fast as the server takes them:
+    "refused" if it answered or closed, "buffered" if it kept taking them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for n in range(total // 1000):
+            writer.write(f"X-Bloat-{n}: {'b' * 1000}\r\n".encode())
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.read(100), 2)
+    except TimeoutError:
+        return "buffered"
+    except OSError:
+        return "refused"  # reset while still sending
+    finally:
+        writer.close()
+    return "refused" if answer == b"" or answer.startswith(b"HTTP/1.1 4") else "?"
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_slow_handshakes_do_not_starve_real_clients(daphne, kind):
+    """200 handshakes that never finish (a header line a second for 5 s) held open
+    at once: real clients still connect and get answers at once, the server's memory
+    barely moves, and a handshake that keeps adding headers is refused (daphne and
+    uvicorn's h11 stop at 16 KiB; uvicorn's default httptools parser never does,
+    hence ``--http h11`` in docs/deploying.md).
+
+    Neither server times out headers that never end (daphne: Twisted's 12 h idle
+    timeout; uvicorn: none): the proxy in front must (docs/deploying.md)."""
+    server = daphne(server=kind, args=server_flags(kind))
+    warm = await Client.open(f"{server.url}/ws/")
+    before = rss_kib(server.proc.pid)
+    stop = asyncio.Event()
+    held = [asyncio.create_task(hold_handshake(server.port, stop)) for _ in range(200)]
+    await asyncio.sleep(1)
+    latencies = []
+    for _ in range(5):
+        started = time.monotonic()
+        client = await Client.open(f"{server.url}/ws/")
+        assert (await client.request("test.echo", {"text": "hi"}))["type"] == "rt.ack"
+        latencies.append(time.monotonic() - started)
+        await client.close()
+        await asyncio.sleep(0.5)
+    bloated = await bloat_headers(server.port, 1024 * 1024)
+    stop.set()
+    outcomes = await asyncio.gather(*held)
+    grown = rss_kib(server.proc.pid) - before
+    print(
+        f"{kind}: connect+ack {max(latencies):.3f} s max, {outcomes.count('open')} "
+        f"held, 1 MB of headers {bloated}, RSS +{grown} KiB"
+    )
+    assert max(latencies) < 1.0, latencies
+    assert outcomes.count("open") == 200  # not timed out by the server: see above
+    assert bloated == "refused", "1 MB of headers taken in"
+    assert grown < 20_000, f"RSS grew {grown} KiB"
+    assert (await warm.request("test.echo", {"text": "after"}))["type"] == "rt.ack"
+    await warm.close()
+
+
+# -- very many distinct groups -----------------------------------------------------------
+
+
+async def test_many_distinct_groups_leave_no_keys_and_do_not_slow_others(
+    daphne, redis_url
+):
+    """Five connections each join MAX_SUBSCRIPTIONS (100) distinct groups with
+    presence, then go: Redis holds a bounded number of keys per group meanwhile, a
+    heartbeat client on the same process is unaffected, and every key those groups
+    caused (layer memberships, presence, the sweep's index) is gone within a few
+    presence leases (HEARTBEAT_INTERVAL 1 s: leases of 3 s)."""
+    import redis
+
+    server = daphne(redis_url=redis_url, HEARTBEAT_INTERVAL=1, RATE=100.0, BURST=200)
+    store = redis.Redis.from_url(redis_url)
+    probe = await Client.open(f"{server.url}/ws/")
+    assert (await probe.request("test.echo", {"text": "warm"}))["type"] == "rt.ack"
+    baseline = set(store.keys("*"))
+    with Heartbeat(server.url, interval=0.1) as beat:
+        attackers = [await Client.open(f"{server.url}/ws/") for _ in range(5)]
+
+        async def join_all(index: int, client: Client) -> None:
+            for n in range(100):
+                group = f"public.many-{index}-{n}"
+                reply = await client.request("rt.subscribe", {"group": group})
+                assert reply["type"] == "rt.ack", reply
+
+        started = time.monotonic()
+        await asyncio.gather(*(join_all(i, c) for i, c in enumerate(attackers)))
+        joined = time.monotonic() - started
+        during = set(store.keys("*")) - baseline
+        many = [key for key in during if b"many-" in key]
+        for client in attackers:
+            await client.close()
+        figures = beat.stop()
+    print(f"500 groups joined in {joined:.1f} s: {len(many)} keys, beat {figures}")
+    assert len(many) <= 4 * 500, f"{len(many)} keys for 500 groups"
+    assert figures["errors"] == [] and figures["missing"] == [], figures
+    assert figures["p99"] < 0.5, figures
+    deadline = time.monotonic() + 10
+    while True:
+        left = [key for key in store.keys("*") if b"many-" in key] + [
+            member for member in store.zrange("rt:pgroups", 0, -1) if b"many-" in member
+        ]
+        if not left:
+            break
+        assert time.monotonic() < deadline, f"{len(left)} left: {left[:5]}"
+        await asyncio.sleep(0.5)
+    assert (await probe.request("test.echo", {"text": "after"}))["type"] == "rt.ack"
+    await probe.close()
+    store.close()
