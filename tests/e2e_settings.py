@@ -1,9 +1,10 @@
 """Settings for daphne processes started by the e2e tests (see conftest.daphne)."""
 
+import json
 import os
 
 from tests.settings import *  # noqa: F403
-from tests.settings import REALTIME
+from tests.settings import ALLOWED_HOSTS, REALTIME
 
 DATABASES = {
     "default": {
@@ -31,10 +32,14 @@ if os.environ.get("RT_SENTINEL"):
             },
         }
     }
+# Pages on the IPv6 loopback literal (tests/test_attacks.py connects over 127.0.0.1
+# but sends Host: [::1]:<port>).
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "[::1]"]
+# RT_SET_<KEY> values are JSON: numbers as before, also null and lists.
 REALTIME = {
     **REALTIME,
     **{
-        key[len("RT_SET_") :]: float(value) if "." in value else int(value)
+        key[len("RT_SET_") :]: json.loads(value)
         for key, value in os.environ.items()
         if key.startswith("RT_SET_")
     },

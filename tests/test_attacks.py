@@ -661,6 +661,34 @@ async def test_session_cookie_is_ignored_from_a_foreign_origin_without_websocket
     assert users["http://allowed.example"]["username"] == "karl"
 
 
+async def handshake_status(port: int, host: str, origin: str) -> int:
+    """The HTTP status a WebSocket handshake with these Host and Origin gets."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            (
+                f"GET /ws/ HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+    return int(line.split()[1])
+
+
+async def test_same_origin_page_on_an_ipv6_literal_is_accepted(daphne):
+    """A page served from http://[::1]:<port> (Host ``[::1]:<port>``, in
+    ALLOWED_HOSTS) may open the socket under the default same-origin rule."""
+    server = daphne(ALLOWED_ORIGINS=json.dumps(None))
+    host = f"[::1]:{server.port}"
+    assert await handshake_status(server.port, host, f"http://{host}") == 101
+    for foreign in (f"http://[::2]:{server.port}", "http://[::1]:1", "null"):
+        assert await handshake_status(server.port, host, foreign) == 403, foreign
+
+
 async def test_personal_groups_are_reserved_whatever_the_patterns(server, e2e_users):
     """``{feed}.{key}`` would admit ``user.<pk>``: personal groups are still joined by
     the server only, so another user's notify_user pushes never leak."""
