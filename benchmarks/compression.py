@@ -159,8 +159,9 @@ async def measure(port: int, events: int, *, compress: bool) -> dict:
         got = 0
         while got < events:  # read the group events (acks and pings come too)
             frame = orjson.loads(await ws.recv())
-            if frame.get("type") == "rt.ping":
-                await ws.send('{"type":"rt.pong"}')
+            if frame.get("type") == "rt.ping":  # a pong echoes the ping's nonce
+                pong = {"type": "rt.pong", "data": frame.get("data") or {}}
+                await ws.send(orjson.dumps(pong).decode())
             elif frame.get("type") == "test.say":
                 got += 1
         await asyncio.sleep(0.2)

@@ -97,7 +97,7 @@ function open(i) {
       const frame = JSON.parse(raw.toString());
       const type = frame.type;
       if (type === "bench.tick") record(conn, frame.data);
-      else if (type === "rt.ping") ws.send('{"type":"rt.pong"}');
+      else if (type === "rt.ping") ws.send(JSON.stringify({ type: "rt.pong", data: frame.data ?? {} }));
       else if ((type === "rt.ack" && frame.id === "sub") || type === "ready") {
         conn.ready = true;
         readyCount++;

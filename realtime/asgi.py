@@ -10,68 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.routing import URLRouter
-from django.conf import settings
-from django.http.request import split_domain_port, validate_host
+from django.core.checks import Warning
 
-from realtime.auth import header
+from realtime.origins import header, normalize_origin, origin_allowed
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def normalize_origin(origin: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an origin, or None when it is not an http(s) origin."""
-    try:
-        parts = urlsplit(origin.strip().lower())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
-
-
-def origin_allowed(origin: str, scope: dict) -> bool:
-    """Return True if a browser page at ``origin`` may open this WebSocket."""
-    allowed = realtime_settings.ALLOWED_ORIGINS
-    if allowed == "*" or (isinstance(allowed, (list, tuple)) and "*" in allowed):
-        return True
-    found = normalize_origin(origin)
-    if found is None:
-        return False
-    scheme, host, port = found
-    if allowed is not None:
-        for entry in allowed:
-            if entry.startswith(("http://*.", "https://*.")):
-                wanted = normalize_origin(entry.replace("*.", "", 1))
-                if (
-                    wanted
-                    and (scheme, port) == (wanted[0], wanted[2])
-                    and (host.endswith("." + wanted[1]))
-                ):
-                    return True
-            elif normalize_origin(entry) == found:
-                return True
-        return False
-    # Default: same origin as the Host the browser connected to, and that host must be
-    # one Django serves. Scheme is not compared: TLS may end at a proxy.
-    host_header = header(scope, b"host")
-    if not host_header:
-        return False
-    domain, host_port = split_domain_port(host_header.lower())
-    if domain != host or not validate_host(
-        domain,
-        settings.ALLOWED_HOSTS
-        or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else []),
-    ):
-        return False
-    if host_port:
-        return int(host_port) == port
-    return port in (80, 443)
+# The server's own message limit is looked at once per process, on the first socket.
+_server_checked = False
 
 
 async def deny(receive: Callable, send: Callable) -> None:
@@ -79,6 +27,43 @@ async def deny(receive: Callable, send: Callable) -> None:
     message = await receive()
     if message["type"] == "websocket.connect":
         await send({"type": "websocket.close", "code": 1000})
+
+
+def server_limit_warning(send: Callable) -> Warning | None:
+    """realtime.W006 when the server behind ``send`` accepts WebSocket messages
+    larger than MAX_FRAME_BYTES; None when it does not, or cannot be told.
+
+    uvicorn inflates a permessage-deflate message up to its ``--ws-max-size``
+    (16 MiB by default) before the application sees it, so a few kilobytes on the
+    wire can cost megabytes of memory. daphne does not negotiate compression.
+    """
+    config = getattr(getattr(send, "__self__", None), "config", None)
+    limit = getattr(config, "ws_max_size", None)
+    if type(config).__module__ != "uvicorn.config" or not isinstance(limit, int):
+        return None
+    wanted = realtime_settings.MAX_FRAME_BYTES
+    if limit <= wanted:
+        return None
+    return Warning(
+        f"uvicorn accepts WebSocket messages of up to {limit} bytes "
+        f"(--ws-max-size), more than REALTIME['MAX_FRAME_BYTES'] ({wanted}): a "
+        "compressed frame is inflated to that size in memory before realtime "
+        "refuses it.",
+        hint=f"Run uvicorn with --ws-max-size {wanted}.",
+        id="realtime.W006",
+    )
+
+
+def check_server_limit(send: Callable) -> None:
+    """Log realtime.W006 (see server_limit_warning) once per process."""
+    global _server_checked
+    _server_checked = True
+    try:
+        warning = server_limit_warning(send)
+    except Exception:  # a server this was not written against: nothing to say
+        return
+    if warning is not None:
+        logger.warning("%s", warning)
 
 
 class OriginValidator:
@@ -93,6 +78,8 @@ class OriginValidator:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> Any:
         if scope["type"] == "websocket":
+            if not _server_checked:
+                check_server_limit(send)
             origin = header(scope, b"origin")
             if origin is not None and not origin_allowed(origin, scope):
                 logger.info("refused handshake from origin %r", origin[:200])
@@ -118,3 +105,12 @@ class KnownRoutes:
 def websocket_app(routes: Sequence[Any]) -> Callable:
     """The ``"websocket"`` entry of a ProtocolTypeRouter for ``routes``."""
     return OriginValidator(KnownRoutes(routes))
+
+
+__all__ = [
+    "OriginValidator",
+    "normalize_origin",
+    "origin_allowed",
+    "server_limit_warning",
+    "websocket_app",
+]

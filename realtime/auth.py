@@ -7,10 +7,10 @@ NotAuthenticated when it found credentials that are invalid, expired or revoked.
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 from collections.abc import Callable
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -18,8 +18,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.http.cookie import parse_cookie
+from django.utils.crypto import salted_hmac
 
 from realtime.exceptions import NotAuthenticated
+from realtime.origins import header, origin_allowed
 from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
@@ -27,13 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 TICKET_SALT = "realtime.ticket"
-
-
-def header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
 
 
 def query_param(scope: dict, name: str) -> str | None:
@@ -51,23 +47,30 @@ class BaseAuthenticator:
 
 
 class SessionAuthenticator(BaseAuthenticator):
-    """Django's session cookie, sent by the browser with the handshake."""
+    """Django's session cookie, sent by the browser with the handshake.
+
+    Only with an ``Origin`` that the origin rule allows: browsers always send one, so
+    a cookie without it is not a browser's, and a consumer routed without
+    ``websocket_app`` still never rides a cookie sent by a foreign page.
+    """
 
     async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
-        raw = header(consumer.scope, b"cookie")
+        scope = consumer.scope
+        raw = header(scope, b"cookie")
         if not raw:
             return None
-        cookie = SimpleCookie()
-        try:
-            cookie.load(raw)
-        except Exception:
+        # Parsed as Django's HTTP side parses it: one odd cookie set by a sibling
+        # site must not hide the session (http.cookies stops at the first).
+        session_key = parse_cookie(raw).get(settings.SESSION_COOKIE_NAME)
+        if not session_key:
             return None
-        morsel = cookie.get(settings.SESSION_COOKIE_NAME)
-        if morsel is None or not morsel.value:
+        origin = header(scope, b"origin")
+        if origin is None or not origin_allowed(origin, scope):
+            logger.info("session cookie ignored: the handshake has no allowed Origin")
             return None
-        user = await _session_user(morsel.value)
+        user = await _session_user(session_key)
         if user is not None:
-            consumer.session_key = morsel.value  # re-checked by the hub
+            consumer.session_key = session_key  # re-checked by the hub
         return user
 
 
@@ -165,17 +168,40 @@ def ended_sessions(sessions: dict[str, Any]) -> set[str]:
     return ended
 
 
-def issue_ticket(user: Any) -> str:
-    """Return a signed ticket for ``user``, valid once within TICKET_TTL seconds."""
-    return signing.dumps(
-        {"u": str(user.pk), "n": secrets.token_urlsafe(12)},
-        salt=TICKET_SALT,
-        compress=True,
-    )
+def issue_ticket(
+    user: Any, *, session_key: str | None = None, token_key: str | None = None
+) -> str:
+    """Return a signed ticket for ``user``, valid once within TICKET_TTL seconds.
+
+    ``session_key`` or ``token_key`` names the credential the ticket was minted with:
+    the socket it opens is then re-checked against it like one opened with it.
+    """
+    payload = {"u": str(user.pk), "n": secrets.token_urlsafe(12)}
+    if session_key or token_key:
+        # Encrypted, not only signed: a ticket may end up in a URL log, and the
+        # credential inside it lives much longer than the ticket.
+        kind, key = ("s", session_key) if session_key else ("t", token_key)
+        payload["c"] = _cipher().encrypt(f"{kind}:{key}".encode()).decode()
+    return signing.dumps(payload, salt=TICKET_SALT, compress=True)
 
 
-async def redeem_ticket(ticket: str) -> Any:
-    """Return the ticket's user, or raise NotAuthenticated (expired, forged, reused)."""
+def _cipher() -> Any:
+    from cryptography.fernet import Fernet, MultiFernet
+
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    return MultiFernet([Fernet(_fernet_key(key)) for key in keys])
+
+
+def _fernet_key(secret: str) -> bytes:
+    digest = salted_hmac(
+        "realtime.ticket.credential", "fernet", secret=secret, algorithm="sha256"
+    ).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+async def redeem_ticket(ticket: str, consumer: RealtimeConsumer | None = None) -> Any:
+    """Return the ticket's user, or raise NotAuthenticated (expired, forged, reused,
+    or its credential revoked). ``consumer`` is bound to that credential."""
     from realtime.backends import get_backend
 
     ttl = realtime_settings.TICKET_TTL
@@ -187,16 +213,47 @@ async def redeem_ticket(ticket: str) -> Any:
         raise NotAuthenticated("ticket is not valid") from None
     if not await get_backend().claim(f"ticket:{payload['n']}", ttl + 1):
         raise NotAuthenticated("ticket was already used")
-    user = await _active_user(payload["u"])
-    if user is None:
-        raise NotAuthenticated("ticket user no longer exists or is inactive")
+    credential = payload.get("c")
+    kind = key = None
+    if credential is None:
+        user = await _active_user(payload["u"])
+    else:
+        kind, key = _decrypt(credential).split(":", 1)
+        user = await (_session_user(key) if kind == "s" else _token_user(key))
+    if user is None or str(user.pk) != payload["u"]:
+        raise NotAuthenticated("ticket user or credential is no longer valid")
+    if consumer is not None and kind == "s":
+        consumer.session_key = key  # re-checked by the hub like a cookie's
+    elif consumer is not None and kind == "t":
+        consumer.token_key = key
     return user
+
+
+def _decrypt(credential: str) -> str:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return _cipher().decrypt(credential.encode()).decode()
+    except InvalidToken:  # signed with a key this process no longer has
+        raise NotAuthenticated("ticket is not valid") from None
 
 
 @database_sync_to_async
 def _active_user(pk: str) -> Any | None:
     user = get_user_model()._default_manager.filter(pk=pk).first()
     return user if user is not None and user.is_active else None
+
+
+@database_sync_to_async
+def _token_user(key: str) -> Any | None:
+    if "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+        return None
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user
 
 
 @database_sync_to_async
@@ -227,7 +284,7 @@ class TicketAuthenticator(BaseAuthenticator):
         ticket = query_param(consumer.scope, "ticket")
         if not ticket:
             return None
-        return await redeem_ticket(ticket)
+        return await redeem_ticket(ticket, consumer)
 
 
 def header_authentication_classes() -> list[type]:
@@ -311,7 +368,7 @@ class FirstMessageAuthenticator(BaseAuthenticator):
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise NotAuthenticated("rt.auth needs data.token, a non-empty string")
         if ":" in token:  # signed tickets carry a timestamp separated by ':'
-            return await redeem_ticket(token)
+            return await redeem_ticket(token, consumer)
         for cls in header_authentication_classes():
             keyword = getattr(cls, "keyword", "Bearer")
             result = await _drf_authenticate({"Authorization": f"{keyword} {token}"})

@@ -123,6 +123,31 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
     return problems
 
 
+@register(Tags.security)
+def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
+    """Subscription patterns that could also match personal groups."""
+    from realtime.consumers import RealtimeConsumer
+    from realtime.groups import patterns_overlap
+
+    personal = realtime_settings.USER_GROUP
+    problems: list = []
+    for consumer in _subclasses(RealtimeConsumer):
+        for pattern in vars(consumer).get("subscriptions", {}):
+            if patterns_overlap(pattern, personal):
+                origin = f"{consumer.__module__}.{consumer.__qualname__}"
+                problems.append(
+                    Warning(
+                        f"{origin}.subscriptions pattern {pattern!r} also matches "
+                        f"personal groups ({personal!r}); clients are refused those "
+                        "groups whatever the pattern says.",
+                        hint="Give the pattern a fixed prefix of its own, e.g. "
+                        "'feed.{name}', so that it names only the groups you mean.",
+                        id="realtime.W005",
+                    )
+                )
+    return problems
+
+
 def _subclasses(cls: type[T]) -> list[type[T]]:
     found: list[type[T]] = []
     for sub in cls.__subclasses__():

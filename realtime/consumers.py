@@ -186,7 +186,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self._closing = False
         self.close_code: int | None = None
         self.sent_bytes = self.ping_bytes = self.acked_bytes = 0
-        self._pings: deque[int] = deque(maxlen=32)
+        self._pings: deque[tuple[str, int]] = deque(maxlen=32)
         self._faults = 0
         self._rate_strikes: deque[float] = deque()
         self.bucket = TokenBucket(realtime_settings.RATE, realtime_settings.BURST)
@@ -497,8 +497,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                 else {"type": "rt.pong", "data": data}
             )
         elif type_ == "rt.pong":
-            if self._pings:
-                self.acked_bytes = self._pings.popleft()
+            self._pong(data)
         elif type_ == "rt.auth":
             await self._rt_auth(frame_id, data)
         elif type_ == "rt.hello":
@@ -509,6 +508,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             await self._rt_subscribe(frame_id, data)
         elif type_ == "rt.unsubscribe":
             group = validate_group_name(data.get("group"))
+            presence.check_churn(self, group)
             await self._unsubscribe(group)
             await self._ack(frame_id, {"group": group})
         elif type_ == "rt.presence":

@@ -4,8 +4,9 @@ A consumer lists event types in ``ephemeral_events``; a client sends one with th
 target group in the envelope (``{"type": "chat.typing", "group": "room.1", "data":
 {...}}``). The server checks the sender is subscribed to that group and allowed to
 send, validates ``data``, stamps ``data.user`` with the sender (so it cannot be
-forged), and relays it to the group's other members: no history, no echo, and a
-rate limit of its own so typing bursts never eat into the frame budget.
+forged), and relays the validated data (undeclared keys dropped) to the group's other
+members: no history, no echo, and a rate limit of its own so typing bursts never eat
+into the frame budget.
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ async def relay(
         )
     if not bucket.allow():
         raise exc.RateLimited("too many ephemeral events; slow down")
-    # Relay what the client sent once it is known valid (validated_data would turn
-    # e.g. dates into objects), with the sender stamped by the server.
-    payload = {**data, "user": user_summary(consumer.user)}
+    # Relay only what the serializer validated, as it represents it (declared fields,
+    # normalised values, dates as text): undeclared keys never reach other members.
+    # The sender is stamped by the server.
+    shown = spec.serializer_class().to_representation(clean)
+    payload = {**shown, "user": user_summary(consumer.user)}
     await publish(
         group,
         type_,

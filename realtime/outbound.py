@@ -4,11 +4,14 @@ Every frame to a client goes through ``_write``: group events pushed by the hub
 (``push``, never awaited per socket), replies, replays and pings. Bytes written but
 not yet acknowledged by an ``rt.pong`` are counted; past MAX_PENDING_BYTES the
 connection is closed with 4507 (docs/protocol.md, "Heartbeat and slow consumers").
+Each ping carries a random nonce and only a pong echoing it acknowledges anything, so
+a client cannot vouch for bytes it has not read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -36,7 +39,7 @@ class OutboundMixin:
         sent_bytes: int
         acked_bytes: int
         ping_bytes: int
-        _pings: deque[int]
+        _pings: deque[tuple[str, int]]
 
         async def close(
             self, error: exc.RealtimeError | None = None, code: int = ...
@@ -102,11 +105,7 @@ class OutboundMixin:
         if self.sent_bytes - self.acked_bytes > limit:
             return True
         if self.sent_bytes - self.ping_bytes > limit // 4:
-            # The pong to this ping proves the client read everything sent before it.
-            self.ping_bytes = self.sent_bytes
-            self._pings.append(self.sent_bytes)
-            metrics.frame_out("rt.ping")
-            return self._write(_PING)
+            return self._write(self._next_ping())
         return False
 
     def _write_frame(self, frame: bytes) -> bool:
@@ -158,14 +157,41 @@ class OutboundMixin:
             _background(self._slow_consumer())
 
     async def _ping(self) -> None:
-        # The pong to this ping proves the client read everything sent before it.
-        self.ping_bytes = self.sent_bytes
-        self._pings.append(self.sent_bytes)
-        metrics.frame_out("rt.ping")
         # Not awaited: the hub's ticker pings every connection in turn, and a socket
         # whose send is waiting on flow control must not hold up the others.
-        if self._write(_PING):
+        if self._write(self._next_ping()):
             self._too_slow()
+
+    def _next_ping(self) -> str:
+        """An ``rt.ping`` frame with a fresh nonce, recorded with the bytes before it.
+
+        The pong echoing the nonce proves the client read everything sent before
+        the ping: frames on one socket arrive in order, and the nonce is unguessable.
+        """
+        nonce = secrets.token_urlsafe(12)
+        self.ping_bytes = self.sent_bytes
+        self._pings.append((nonce, self.sent_bytes))
+        metrics.frame_out("rt.ping")
+        return '{"type":"rt.ping","data":{"nonce":"' + nonce + '"}}'
+
+    def _pong(self, data: dict) -> None:
+        """Acknowledge what was sent before the ping whose nonce ``data`` echoes.
+
+        A pong that echoes no outstanding ping (unrequested, guessed, replayed)
+        acknowledges nothing; it still counts as a sign of life for the heartbeat.
+        """
+        nonce = data.get("nonce")
+        if not isinstance(nonce, str):
+            return
+        echoed = nonce.encode()
+        pings = self._pings
+        for index, (sent_nonce, sent_bytes) in enumerate(pings):
+            if secrets.compare_digest(sent_nonce.encode(), echoed):
+                # Pongs come back in order: older pings are answered by this one.
+                for _ in range(index + 1):
+                    pings.popleft()
+                self.acked_bytes = max(self.acked_bytes, sent_bytes)
+                return
 
     async def _send_error(
         self, error: exc.RealtimeError, id: str | None = None
@@ -212,9 +238,6 @@ class OutboundMixin:
             return  # closing with 4507: the client recovers the rest from history
         if self._write(text, message, frame):
             self._too_slow()
-
-
-_PING = '{"type":"rt.ping"}'
 
 
 _tasks: set[asyncio.Future] = set()

@@ -1,4 +1,9 @@
-"""Presence: who is in a group, across processes, one member per user."""
+"""Presence: who is in a group, across processes, one member per user.
+
+Every change is an event to every member of the group, so a connection may leave
+presence groups (``rt.unsubscribe``) only PRESENCE_CHURN_RATE times a second on
+average: toggling a subscription cannot flood a room with join/leave events.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from realtime.backends import get_backend
-from realtime.groups import GroupPattern
+from realtime.exceptions import RateLimited
+from realtime.groups import is_personal_group
 from realtime.settings import realtime_settings
+from realtime.throttling import TokenBucket
 
 if TYPE_CHECKING:
     from realtime.consumers import RealtimeConsumer
@@ -18,12 +25,8 @@ def presence_ttl() -> float:
     return 3 * realtime_settings.HEARTBEAT_INTERVAL
 
 
-def is_user_group(group: str) -> bool:
-    return GroupPattern(realtime_settings.USER_GROUP).match(group) is not None
-
-
 def tracks_presence(group: str) -> bool:
-    if is_user_group(group):
+    if is_personal_group(group):
         return False
     return any(fnmatchcase(group, p) for p in realtime_settings.PRESENCE_GROUPS)
 
@@ -41,6 +44,30 @@ def member_of(consumer: RealtimeConsumer) -> dict[str, Any] | None:
 def user_key(consumer: RealtimeConsumer) -> str:
     user = consumer.user
     return str(user.pk) if user is not None and user.is_authenticated else ""
+
+
+def check_churn(consumer: RealtimeConsumer, group: str) -> None:
+    """Raise RateLimited if ``consumer`` leaving ``group``'s presence now would go
+    over its budget of presence changes (PRESENCE_CHURN_RATE / _BURST).
+
+    Only leaves are counted: a connection joins a group's presence once per
+    subscription, so it can join no more often than it leaves (plus its
+    MAX_SUBSCRIPTIONS first joins). Refused, the client stays subscribed and listed.
+    """
+    sub = consumer.subs.get(group)
+    if sub is None or not sub.presence or not consumer.user.is_authenticated:
+        return  # anonymous connections are counted, never announced: no events
+    bucket = consumer.__dict__.get("_presence_bucket")
+    if bucket is None:
+        bucket = consumer._presence_bucket = TokenBucket(
+            realtime_settings.PRESENCE_CHURN_RATE,
+            realtime_settings.PRESENCE_CHURN_BURST,
+        )
+    if not bucket.allow():
+        raise RateLimited(
+            f"leaving {group!r} now would change presence too often; try again "
+            "in a second"
+        )
 
 
 async def join(consumer: RealtimeConsumer, group: str) -> None:

@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     # Ephemeral client events (typing indicators) have a token bucket of their own.
     "EPHEMERAL_RATE": 2.0,
     "EPHEMERAL_BURST": 5,
+    # Presence groups a connection may leave (rt.unsubscribe) per second, and at
+    # once: each leave and the join after it are events to every member.
+    "PRESENCE_CHURN_RATE": 1.0,
+    "PRESENCE_CHURN_BURST": 5,
     # Bytes sent but not yet acknowledged by the client (rt.pong) before 4507.
     "MAX_PENDING_BYTES": 1024 * 1024,
     "BACKEND": None,  # None: Redis when the channel layer is channels-redis

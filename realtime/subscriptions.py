@@ -21,6 +21,7 @@ import orjson
 from realtime import exceptions as exc
 from realtime import history, metrics, presence
 from realtime.groups import (
+    check_not_personal,
     compile_patterns,
     match_patterns,
     validate_group_name,
@@ -341,6 +342,7 @@ class SubscriptionsMixin:
         return [group for group in self.subs if group != self.personal_group]
 
     async def _check_subscribe(self, group: str) -> None:
+        check_not_personal(group)
         found = match_patterns(self.get_subscription_patterns(), group)
         if found is None:
             raise exc.PermissionDenied(f"group {group!r} may not be subscribed to")

@@ -20,10 +20,28 @@ class TicketView(APIView):
     def post(self, request: Request) -> Response:
         return Response(
             {
-                "ticket": issue_ticket(request.user),
+                "ticket": issue_ticket(request.user, **_credential(request)),
                 "expires_in": int(realtime_settings.TICKET_TTL),
             }
         )
+
+
+def _credential(request: Request) -> dict[str, str]:
+    """The session or DRF token this request authenticated with, if any: the
+    ticket's socket is re-checked against it (other credentials carry nothing to
+    re-check)."""
+    from django.conf import settings
+    from rest_framework.authentication import SessionAuthentication
+
+    if isinstance(request.successful_authenticator, SessionAuthentication):
+        session_key = request._request.session.session_key
+        return {"session_key": session_key} if session_key else {}
+    if "rest_framework.authtoken" in settings.INSTALLED_APPS:
+        from rest_framework.authtoken.models import Token
+
+        if isinstance(request.auth, Token):
+            return {"token_key": request.auth.key}
+    return {}
 
 
 async def _probe() -> dict[str, str]:

@@ -14,6 +14,7 @@ from tests.testapp import consumers  # noqa: E402
 websocket_routes = [
     path("ws/", consumers.EchoConsumer.as_asgi()),
     path("ws/auth/", consumers.AuthConsumer.as_asgi()),
+    path("ws/feeds/", consumers.FeedConsumer.as_asgi()),
     path("ws/staff/", consumers.StaffConsumer.as_asgi()),
     path("ws/versioned/", consumers.VersionedConsumer.as_asgi()),
     path("ws/broken/", consumers.BrokenConsumer.as_asgi()),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,10 @@ def start_server(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     server: str = "daphne",
+    args: Sequence[str] = (),
 ) -> subprocess.Popen:
     """Start daphne (or uvicorn) serving ``app`` on 127.0.0.1:``port``; return once
-    it listens. The caller stops the process."""
+    it listens. ``args`` are extra command-line options. The caller stops it."""
     if server == "uvicorn":
         cmd = [
             "-m",
@@ -60,10 +62,11 @@ def start_server(
             str(port),
             "--log-level",
             "warning",
+            *args,
             app,
         ]
     else:
-        cmd = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        cmd = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *args, app]
     output = log.open("w") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, *cmd],
@@ -267,6 +270,7 @@ class DaphneFactory:
         server: str = "daphne",
         port: int | None = None,
         env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
         **realtime_settings,
     ) -> Daphne:
         port = port or free_port()
@@ -290,7 +294,7 @@ class DaphneFactory:
             )
         log = self.log_dir / f"{server}-{port}-{len(self.started)}.log"
         proc = start_server(
-            "tests.asgi:application", port, env=env, log=log, server=server
+            "tests.asgi:application", port, env=env, log=log, server=server, args=args
         )
         instance = Daphne(proc, port, log)
         self.started.append(instance)

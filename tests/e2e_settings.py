@@ -1,14 +1,14 @@
 """Settings for daphne processes started by the e2e tests (see conftest.daphne).
 
-``RT_SET_<KEY>`` environment variables override ``REALTIME[<KEY>]``: numbers as
-such, lists and dicts as JSON (``RT_SET_HISTORY_GROUPS='["public.h-*"]'``).
+``RT_SET_<KEY>`` environment variables override ``REALTIME[<KEY>]``, as JSON:
+numbers, null, lists and dicts (``RT_SET_HISTORY_GROUPS='["public.h-*"]'``).
 """
 
 import json
 import os
 
 from tests.settings import *  # noqa: F403
-from tests.settings import REALTIME
+from tests.settings import ALLOWED_HOSTS, REALTIME
 
 DATABASES = {
     "default": {
@@ -40,18 +40,14 @@ if os.environ.get("RT_SENTINEL"):
             },
         }
     }
-
-
-def _setting(value: str):
-    if value[:1] in ("[", "{"):
-        return json.loads(value)
-    return float(value) if "." in value else int(value)
-
-
+# Pages on the IPv6 loopback literal (tests/test_attacks.py connects over 127.0.0.1
+# but sends Host: [::1]:<port>).
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "[::1]"]
+# RT_SET_<KEY> values are JSON: numbers as before, also null and lists.
 REALTIME = {
     **REALTIME,
     **{
-        key[len("RT_SET_") :]: _setting(value)
+        key[len("RT_SET_") :]: json.loads(value)
         for key, value in os.environ.items()
         if key.startswith("RT_SET_")
     },

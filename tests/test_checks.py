@@ -87,3 +87,45 @@ def test_settings_are_read_at_call_time():
 def test_unknown_attribute_is_refused():
     with pytest.raises(AttributeError):
         realtime_settings.NOPE  # noqa: B018
+
+
+def test_patterns_that_could_match_personal_groups_warn():
+    from realtime.checks import check_subscription_patterns
+    from tests.testapp import consumers
+
+    def flagged() -> dict[str, str]:
+        return {
+            problem.msg.split(".subscriptions")[0]: problem.msg
+            for problem in check_subscription_patterns()
+            if problem.id == "realtime.W005"
+        }
+
+    found = flagged()
+    assert (
+        "'{feed}.{key}'" in found[consumers.FeedConsumer.__module__ + ".FeedConsumer"]
+    )
+    assert consumers.EchoConsumer.__module__ + ".EchoConsumer" not in found
+    with override_settings(REALTIME={"USER_GROUP": "room.{pk}"}):
+        # Now "room.{room_id}" names personal groups too.
+        assert "tests.testapp.consumers.EchoConsumer" in flagged()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "overlaps"),
+    [
+        ("{feed}.{key}", True),
+        ("user.{id}", True),
+        ("{kind}.1", True),
+        ("user.1", True),
+        ("u{rest}.{id}", True),
+        ("room.{id}", False),
+        ("{name}", False),  # one segment never holds the dot
+        ("user.{id}.inbox", False),  # pks are one segment
+        ("user.", False),
+        ("users.{id}", False),
+    ],
+)
+def test_pattern_overlap_with_the_personal_group(pattern, overlaps):
+    from realtime.groups import patterns_overlap
+
+    assert patterns_overlap(pattern, "user.{pk}") is overlaps

@@ -202,10 +202,15 @@ async def test_server_pings_and_closes_silent_connection_4408():
 @override_settings(REALTIME={"HEARTBEAT_INTERVAL": 0.2, "HEARTBEAT_TIMEOUT": 0.6})
 async def test_answering_pings_keeps_connection_open():
     comm = await connect()
+    nonces = set()
     for _ in range(8):  # 8 pings at 0.2 s: well past the 0.6 s timeout
         frame = await comm.receive_frame(timeout=2)
         assert frame["type"] == "rt.ping"
-        await comm.send_frame({"type": "rt.pong"})
+        # Each ping carries a fresh, unguessable nonce that the pong echoes.
+        nonce = frame["data"]["nonce"]
+        assert isinstance(nonce, str) and len(nonce) >= 16 and nonce not in nonces
+        nonces.add(nonce)
+        await comm.send_frame({"type": "rt.pong", "data": frame["data"]})
     assert (await comm.request("test.echo", {"text": "alive"}))["type"] == "rt.ack"
     await comm.disconnect()
 

@@ -57,3 +57,27 @@ def test_wildcard_allowed_hosts_still_requires_same_origin():
     # AllowedHostsOriginValidator lets everything through here; we do not.
     assert origin_allowed("https://evil.com", scope("example.com")) is False
     assert origin_allowed("https://example.com", scope("example.com")) is True
+
+
+@override_settings(REALTIME={"ALLOWED_ORIGINS": None}, ALLOWED_HOSTS=["[::1]"])
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://[::1]:8000", "[::1]:8000", True),
+        ("http://[::1]", "[::1]", True),
+        ("https://[::1]", "[::1]", True),
+        ("http://[::1]:8001", "[::1]:8000", False),
+        ("http://[::2]:8000", "[::2]:8000", False),  # not in ALLOWED_HOSTS
+        ("http://[::1]:8000", "[::2]:8000", False),
+        ("http://127.0.0.1:8000", "[::1]:8000", False),
+    ],
+)
+def test_same_origin_on_an_ipv6_literal(origin, host, allowed):
+    # The Origin's host arrives bracketed in Host and ALLOWED_HOSTS.
+    assert origin_allowed(origin, scope(host)) is allowed
+
+
+@override_settings(REALTIME={"ALLOWED_ORIGINS": ["http://[::1]:8000"]})
+def test_explicit_ipv6_origin():
+    assert origin_allowed("http://[::1]:8000", scope("anything")) is True
+    assert origin_allowed("http://[::1]:8001", scope("anything")) is False

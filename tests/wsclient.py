@@ -53,9 +53,13 @@ class Client:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
             frame = orjson.loads(raw)
             if frame.get("type") == "rt.ping" and self.answer_pings:
-                await self.send({"type": "rt.pong"})
+                await self.pong(frame)
                 continue
             return frame
+
+    async def pong(self, ping: dict) -> None:
+        """Answer a server ``rt.ping``: the pong echoes its data (the nonce)."""
+        await self.send({"type": "rt.pong", "data": ping.get("data") or {}})
 
     async def next_event(self, timeout: float = 5) -> dict:
         if self.pending:

@@ -58,6 +58,12 @@ class EchoConsumer(RealtimeConsumer):
         return {"ok": True}
 
 
+class FeedConsumer(EchoConsumer):
+    """A catch-all pattern that would also match personal groups (realtime.W005)."""
+
+    subscriptions = {"{feed}.{key}": []}
+
+
 class AuthConsumer(EchoConsumer):
     permission_classes = [IsAuthenticated]
 

@@ -513,8 +513,12 @@ export class RealtimeClient {
     switch (frame.type) {
       case "rt.welcome":
         return this._onWelcome(frame.data ?? {});
-      case "rt.ping":
-        return this._sendNow(frame.id ? { type: "rt.pong", id: frame.id } : { type: "rt.pong" });
+      case "rt.ping": {
+        // The pong echoes the ping's id and data: the server's nonce proves receipt.
+        const pong = frame.id ? { type: "rt.pong", id: frame.id } : { type: "rt.pong" };
+        if (frame.data !== undefined) pong.data = frame.data;
+        return this._sendNow(pong);
+      }
       case "rt.pong":
         return this._settle(frame, true);
       case "rt.ack":
