@@ -371,7 +371,8 @@ class Recorder:
         kind = frame.get("type")
         data = frame.get("data") or {}
         if kind == "rt.ping":
-            await self.ws.send('{"type":"rt.pong"}')
+            # Echo the nonce: only such a pong acknowledges what was read.
+            await self.ws.send(orjson.dumps({"type": "rt.pong", "data": data}).decode())
             return
         if kind in ("rt.ack", "rt.error") and frame.get("id") in self.pending:
             group = self.pending.pop(frame["id"])

@@ -45,9 +45,11 @@ redis.call('EXPIRE', KEYS[2], ARGV[7])
 return {seq, epoch}
 """
 
-# KEYS: log, meta. ARGV: since, new_epoch, meta_ttl_s.
+# KEYS: log, meta. ARGV: since, new_epoch, ttl_s.
 # Returns {seq, epoch, first_seq, frames...}. A group without a position gets one
-# (seq 0, a new epoch): every ack then names the epoch its seqs belong to.
+# (seq 0, a new epoch): every ack then names the epoch its seqs belong to. It lives
+# HISTORY_TTL until the group's first event (then HISTORY_EPOCH_TTL), so subscribing
+# to many groups that never get an event leaves nothing for long.
 SINCE = """
 local meta = redis.call('HMGET', KEYS[2], 'seq', 'epoch')
 if not meta[2] then
@@ -146,7 +148,7 @@ class RedisBackend(BaseBackend):
     async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
         result = await self._since(
             keys=[self._keys("log", group), self._keys("meta", group)],
-            args=[since, uuid.uuid4().hex[:12], epoch_ttl()],
+            args=[since, uuid.uuid4().hex[:12], realtime_settings.HISTORY_TTL],
         )
         seq, current, first = int(result[0]), result[1], int(result[2])
         if not current:
