@@ -20,6 +20,7 @@ from typing import Any, Literal
 from rest_framework.exceptions import ValidationError as FieldErrors
 
 from realtime.exceptions import RealtimeConfigError, UnknownType, ValidationFailed
+from realtime.settings import require_app_installed
 
 Direction = Literal["client", "server", "both"]
 DIRECTIONS = ("client", "server", "both")
@@ -217,6 +218,7 @@ class Registry:
         """The spec of ``type`` at ``version`` (None: the latest)."""
         versions = self.events.get(type)
         if not versions:
+            require_app_installed()
             raise UnknownType(f"unknown event type {type[:100]!r}")
         if version is None:
             return versions[max(versions)]
