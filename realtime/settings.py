@@ -92,7 +92,9 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    )
 
 
 def _integer(value: Any) -> bool:
@@ -170,7 +172,10 @@ TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "PROCESS_HEARTBEAT": _NUMBER,
     "METRICS_ENABLED": _BOOL,
     "METRICS_ALLOWED_IPS": ("a list of strings (addresses or networks)", _strings),
-    "METRICS_TOKEN": ("a string or None", _optional(lambda value: isinstance(value, str))),
+    "METRICS_TOKEN": (
+        "a string or None",
+        _optional(lambda value: isinstance(value, str)),
+    ),
 }
 
 

@@ -180,7 +180,8 @@ def _capturing_on_commit(send: Callable[[], Any], on_commit: bool | None) -> Non
         real(send, on_commit)
         return
     # Run the send with publishing switched off on this thread: it names its events.
-    _local.probe = calls = []
+    calls: list[tuple[str, str, Any, Any]] = []
+    _local.probe = calls
     try:
         send()
     finally:

@@ -98,7 +98,9 @@ APPS = [
     "realtime",
     "orders",
 ]
-LAYER = 'CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}'
+LAYER = (
+    'CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}'
+)
 
 
 def make_project(
@@ -112,9 +114,7 @@ def make_project(
         "shop/asgi.py": ASGI.format(),
         "orders/__init__.py": "",
         "orders/events.py": EVENTS,
-        "orders/consumers.py": CONSUMERS.format(
-            handled=handled or "order.note"
-        ),
+        "orders/consumers.py": CONSUMERS.format(handled=handled or "order.note"),
     }
     for name, text in files.items():
         path = root / name
@@ -205,7 +205,9 @@ def test_without_channel_layers_check_says_one_process_and_notify_works(tmp_path
 
 
 def test_wrongly_typed_setting_fails_check(tmp_path):
-    project = make_project(tmp_path, extra=LAYER + '\nREALTIME = {"HISTORY_TTL": "600"}')
+    project = make_project(
+        tmp_path, extra=LAYER + '\nREALTIME = {"HISTORY_TTL": "600"}'
+    )
     done = django(project, "check")
     assert done.returncode == 1
     assert "realtime.E007" in done.stderr
