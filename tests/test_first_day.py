@@ -11,10 +11,12 @@ import logging
 import os
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.management import call_command
 from django.test import override_settings
 
 import realtime
@@ -290,3 +292,11 @@ def test_well_typed_settings_pass(key, value):
 
 def test_the_default_settings_are_well_typed():
     assert checks.check_setting_types() == []
+
+
+def test_realtime_status_on_the_memory_backend_says_why_it_shows_zeros():
+    out = StringIO()
+    call_command("realtime_status", stdout=out)
+    assert "processes: 0" in out.getvalue()
+    assert "reports zeros" in out.getvalue()
+    assert "channels_redis" in out.getvalue()
