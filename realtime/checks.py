@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import json
 from importlib.metadata import (
+    Distribution,
     PackageNotFoundError,
     distribution,
     packages_distributions,
     version,
 )
+from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -145,16 +147,20 @@ def foreign_distributions(names: list[str]) -> set[str]:
     """The distributions among ``names`` that are not this package.
 
     Editable installs are left out: they write nothing into site-packages/realtime,
-    so they overwrite nothing (a developer's checkout, maybe under a former name).
+    so they overwrite nothing (a developer's checkout, maybe under a former name). So
+    is setuptools' metadata inside the source checkout this package is imported from.
     """
     found = set()
     for name in names:
         if _normalize(name) == _normalize(DISTRIBUTION):
             continue
         try:
-            direct_url = distribution(name).read_text("direct_url.json")
+            dist = distribution(name)
         except PackageNotFoundError:
-            direct_url = None
+            continue
+        if _in_this_checkout(dist):
+            continue
+        direct_url = dist.read_text("direct_url.json")
         if direct_url:
             try:
                 editable = json.loads(direct_url).get("dir_info", {}).get("editable")
@@ -164,6 +170,16 @@ def foreign_distributions(names: list[str]) -> set[str]:
                 continue
         found.add(name)
     return found
+
+
+def _in_this_checkout(dist: Distribution) -> bool:
+    here = Path(__file__).resolve().parent.parent
+    if not (here / "setup.cfg").exists():
+        return False  # an installed copy: site-packages holds no setup.cfg
+    try:
+        return Path(str(dist.locate_file(""))).resolve() == here
+    except (OSError, NotImplementedError):
+        return False
 
 
 def _normalize(name: str) -> str:
