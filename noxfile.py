@@ -79,7 +79,11 @@ COMBINATIONS = [
 def subset(session: nox.Session, django: str) -> None:
     """The unit-level test files on one Python and Django."""
     session.install("-e", ".", *SUBSET_DEPS, f"django~={django}.0")
-    session.run("python", "-m", "django", "--version")
+    session.run(
+        "python",
+        "-c",
+        "import sys, django; print(sys.version, 'Django', django.__version__)",
+    )
     session.run("python", "-m", "pytest", "-q", *SUBSET, *session.posargs)
 
 
