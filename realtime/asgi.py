@@ -82,7 +82,15 @@ class OriginValidator:
                 check_server_limit(send)
             origin = header(scope, b"origin")
             if origin is not None and not origin_allowed(origin, scope):
-                logger.info("refused handshake from origin %r", origin[:200])
+                from realtime.settings import describe_allowed_origins
+
+                # WARNING: a refused page retries, and this line is all it leaves.
+                logger.warning(
+                    "refused WebSocket handshake from origin %r: allowed are %s "
+                    "(set REALTIME['ALLOWED_ORIGINS'], docs/auth.md)",
+                    origin[:200],
+                    describe_allowed_origins(header(scope, b"host")),
+                )
                 return await deny(receive, send)
         return await self.app(scope, receive, send)
 

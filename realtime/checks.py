@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import difflib
-from importlib.metadata import PackageNotFoundError, version
+import json
+from importlib.metadata import (
+    Distribution,
+    PackageNotFoundError,
+    distribution,
+    packages_distributions,
+    version,
+)
+from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.utils.module_loading import import_string
 
-from realtime.settings import DEFAULTS, IMPORT_STRINGS, realtime_settings
+from realtime.settings import (
+    DEFAULTS,
+    IMPORT_STRINGS,
+    realtime_settings,
+    type_error,
+)
+
+#: The name this package is published under (setup.cfg); its import name is realtime.
+DISTRIBUTION = "django-realtime-events"
 
 T = TypeVar("T")
 
@@ -28,6 +45,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 Error(f"Unknown REALTIME key {key!r}.", hint=hint, id="realtime.E001")
             )
     for key in IMPORT_STRINGS & set(user):
+        if type_error(key, user[key]) is not None:
+            continue  # check_setting_types reports it
         try:
             getattr(realtime_settings, key)
         except Exception as exc:
@@ -40,17 +59,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 id="realtime.E003",
             )
         )
-    layer = (
-        settings.CHANNEL_LAYERS.get(user.get("CHANNEL_LAYER", "default"))
-        if hasattr(settings, "CHANNEL_LAYERS")
-        else None
-    )
-    if layer is None:
+    alias = user.get("CHANNEL_LAYER", "default")
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    layer = layers.get(alias) if isinstance(alias, str) else None
+    if not layer:
         problems.append(
             Warning(
-                "No channel layer is configured: events reach only this process.",
-                hint="Set CHANNEL_LAYERS (InMemoryChannelLayer for one process, "
-                "channels_redis for many).",
+                "No channel layer is configured (CHANNEL_LAYERS has no "
+                f"{alias!r} entry): realtime works, but "
+                "events reach only clients connected to this process.",
+                hint="Fine for one process. For several processes set "
+                "CHANNEL_LAYERS to channels_redis.core.RedisChannelLayer; to silence "
+                "this on one process, set it to channels.layers.InMemoryChannelLayer.",
                 id="realtime.W001",
             )
         )
@@ -63,7 +83,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 id="realtime.W002",
             )
         )
-    origins = realtime_settings.ALLOWED_ORIGINS
+    origins = user.get("ALLOWED_ORIGINS", DEFAULTS["ALLOWED_ORIGINS"])
     if origins == "*" or (isinstance(origins, (list, tuple)) and "*" in origins):
         problems.append(
             Warning(
@@ -91,6 +111,82 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 
 @register(Tags.compatibility)
+def check_setting_types(app_configs: Any = None, **kwargs: Any) -> list:
+    """REALTIME values of the wrong type (``"HISTORY_TTL": "600"``)."""
+    user = getattr(settings, "REALTIME", None) or {}
+    if not isinstance(user, dict):
+        return []  # check_settings reports it
+    return [
+        Error(problem, hint="See docs/settings.md for each key.", id="realtime.E007")
+        for key, value in user.items()
+        if (problem := type_error(key, value)) is not None
+    ]
+
+
+@register(Tags.compatibility)
+def check_foreign_distributions(app_configs: Any = None, **kwargs: Any) -> list:
+    """Another installed distribution that also installs a top-level ``realtime``."""
+    others = foreign_distributions(packages_distributions().get("realtime", []))
+    if not others:
+        return []
+    names = ", ".join(sorted(others))
+    return [
+        Warning(
+            f"Another installed distribution also provides the top-level package "
+            f"'realtime': {names}. Both install into the same directory, so one "
+            "overwrites the other's files (the Supabase client is published as "
+            "'realtime').",
+            hint=f"Use separate virtualenvs, or `pip uninstall {sorted(others)[0]}` "
+            f"and `pip install --force-reinstall {DISTRIBUTION}`.",
+            id="realtime.W007",
+        )
+    ]
+
+
+def foreign_distributions(names: list[str]) -> set[str]:
+    """The distributions among ``names`` that are not this package.
+
+    Editable installs are left out: they write nothing into site-packages/realtime,
+    so they overwrite nothing (a developer's checkout, maybe under a former name). So
+    is setuptools' metadata inside the source checkout this package is imported from.
+    """
+    found = set()
+    for name in names:
+        if _normalize(name) == _normalize(DISTRIBUTION):
+            continue
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        if _in_this_checkout(dist):
+            continue
+        direct_url = dist.read_text("direct_url.json")
+        if direct_url:
+            try:
+                editable = json.loads(direct_url).get("dir_info", {}).get("editable")
+            except ValueError:
+                editable = False
+            if editable:
+                continue
+        found.add(name)
+    return found
+
+
+def _in_this_checkout(dist: Distribution) -> bool:
+    here = Path(__file__).resolve().parent.parent
+    if not (here / "setup.cfg").exists():
+        return False  # an installed copy: site-packages holds no setup.cfg
+    try:
+        return Path(str(dist.locate_file(""))).resolve() == here
+    except (OSError, NotImplementedError):
+        return False
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+@register(Tags.compatibility)
 def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
     from realtime.consumers import RealtimeConsumer
     from realtime.schema import registry
@@ -99,6 +195,7 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
         Error(problem, hint=getattr(problem, "hint", None), id="realtime.E004")
         for problem in registry.check()
     ]
+    problems += load_consumers()
     for consumer in _subclasses(RealtimeConsumer):
         for type_ in consumer._handlers:
             origin = f"{consumer.__module__}.{consumer.__qualname__}"
@@ -123,6 +220,30 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
     return problems
 
 
+def load_consumers() -> list:
+    """Import ASGI_APPLICATION, so that the consumers it routes are defined.
+
+    ``manage.py check`` and ``runserver`` import no consumer by themselves: the
+    routing lives in the ASGI module. Checks that walk the consumers call this first.
+    """
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path or not isinstance(path, str):
+        return []  # check_settings reports it
+    try:
+        import_string(path)
+    except Exception as error:
+        return [
+            Error(
+                f"ASGI_APPLICATION {path!r} could not be imported, so its consumers "
+                f"cannot be checked: {type(error).__name__}: {error}",
+                hint="Run `python -c 'import <your asgi module>'` to see the whole "
+                "traceback.",
+                id="realtime.E008",
+            )
+        ]
+    return []
+
+
 @register(Tags.security)
 def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
     """Subscription patterns that could also match personal groups."""
@@ -130,7 +251,7 @@ def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
     from realtime.groups import patterns_overlap
 
     personal = realtime_settings.USER_GROUP
-    problems: list = []
+    problems: list = load_consumers()
     for consumer in _subclasses(RealtimeConsumer):
         for pattern in vars(consumer).get("subscriptions", {}):
             if patterns_overlap(pattern, personal):

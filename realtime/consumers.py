@@ -299,15 +299,18 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self,
         error: exc.RealtimeError | None = None,
         code: int = status.WS_1000_NORMAL_CLOSURE,
+        *,
+        id: str | None = None,
     ) -> None:
-        """Send ``error`` (if any) as rt.error, close with ``code`` and clean up."""
+        """Send ``error`` (if any) as rt.error, answering frame ``id``, close with
+        ``code`` and clean up."""
         if self.closed or self._closing:
             return
         self._closing = True  # the rt.error below must not trigger another close
         metrics.closing(error, code)
         if error is not None:
             await self._accept()
-            await self._send_error(error)
+            await self._send_error(error, id)
         if self._writer is not None:
             # Frames queued behind a flow-controlled send (uvicorn) leave first, so
             # the close never overtakes them; bounded, the socket may be stuck.
@@ -534,12 +537,12 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             self.log.info(
                 "connection %s: rt.auth failed (%s)", self.connection_id, error.detail
             )
-            await self.close(error, status.WS_4401_NOT_AUTHENTICATED)
+            await self.close(error, status.WS_4401_NOT_AUTHENTICATED, id=frame_id)
             return
         self.user = user
         denied = await self._check_connect()
         if denied is not None:
-            await self.close(denied, status.WS_4403_FORBIDDEN)
+            await self.close(denied, status.WS_4403_FORBIDDEN, id=frame_id)
             return
         self.pending_auth = False
         await self._connected()

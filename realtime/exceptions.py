@@ -72,8 +72,51 @@ class UnknownType(RealtimeError):
 
 
 class ValidationFailed(RealtimeError):
+    """``data`` is not acceptable: ``rt.error`` ``invalid`` with DRF-style ``errors``.
+
+    Takes what DRF's ``ValidationError`` takes: a message
+    (``ValidationFailed("Order is closed.")``), a list of messages, or a dict of field
+    errors (``ValidationFailed({"order": ["No such order."]})``). Lists become
+    ``errors={"non_field_errors": [...]}``; a dict becomes ``errors`` as is, with the
+    generic message. ``errors=`` sets the field errors beside a message of your own.
+    """
+
     default_detail = "Invalid data."
     default_code = "invalid"
+
+    def __init__(
+        self,
+        detail: str | list[Any] | tuple[Any, ...] | dict[Any, Any] | None = None,
+        *,
+        code: str | None = None,
+        errors: Any = None,
+        close_code: int | None = None,
+    ) -> None:
+        message: str | None
+        if isinstance(detail, dict):
+            message = None
+            if errors is None:
+                errors = _field_errors(detail)
+        elif isinstance(detail, (list, tuple)):
+            messages = [str(item) for item in detail]
+            message = "; ".join(messages) or None
+            if errors is None:
+                errors = {"non_field_errors": messages}
+        else:
+            message = None if detail is None else str(detail)
+        super().__init__(message, code=code, errors=errors, close_code=close_code)
+
+
+def _field_errors(errors: Any) -> Any:
+    """DRF's shapes as plain JSON: keys as strings, a lone message as a list."""
+    if isinstance(errors, dict):
+        return {
+            str(key): [str(value)] if isinstance(value, str) else _field_errors(value)
+            for key, value in errors.items()
+        }
+    if isinstance(errors, (list, tuple)):
+        return [_field_errors(value) for value in errors]
+    return str(errors)
 
 
 class PermissionDenied(RealtimeError):

@@ -1,4 +1,4 @@
-"""Prometheus metrics (``pip install 'django-realtime[metrics]'``).
+"""Prometheus metrics (``pip install 'django-realtime-events[metrics]'``).
 
 Every function here is a no-op when prometheus-client is not installed. Label values
 are bounded: event types come from the registry (anything else is ``"other"``), close
@@ -302,7 +302,7 @@ def render() -> tuple[bytes, str]:
     """The metrics in the Prometheus text format: (body, content type)."""
     if prom is None:
         raise RuntimeError(
-            "prometheus-client is not installed: pip install 'django-realtime[metrics]'"
+            "prometheus-client is not installed: pip install 'django-realtime-events[metrics]'"
         )
     if _multiprocess():
         from prometheus_client import CollectorRegistry, multiprocess
@@ -350,7 +350,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if prom is None:
         return HttpResponse(
             "prometheus-client is not installed: "
-            "pip install 'django-realtime[metrics]'\n",
+            "pip install 'django-realtime-events[metrics]'\n",
             status=501,
             content_type="text/plain",
         )

@@ -32,7 +32,7 @@ from realtime.exceptions import NotifyFailed, ValidationFailed
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
 from realtime.layers import get_layer, is_process_local
-from realtime.settings import realtime_settings
+from realtime.settings import channel_layer_config, realtime_settings
 
 logger = logging.getLogger(__name__)
 
@@ -392,7 +392,7 @@ def _background_loop() -> asyncio.AbstractEventLoop:
 
 
 def _uses_process_local_layer() -> bool:
-    layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
+    layer = channel_layer_config()
     return "channels_redis" not in layer.get("BACKEND", "")
 
 

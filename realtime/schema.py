@@ -20,6 +20,7 @@ from typing import Any, Literal
 from rest_framework.exceptions import ValidationError as FieldErrors
 
 from realtime.exceptions import RealtimeConfigError, UnknownType, ValidationFailed
+from realtime.settings import require_app_installed
 
 Direction = Literal["client", "server", "both"]
 DIRECTIONS = ("client", "server", "both")
@@ -101,6 +102,10 @@ def _plain(errors: Any) -> Any:
         # ListField and DictField errors are keyed by int index; JSON needs str.
         return {str(key): _plain(value) for key, value in errors.items()}
     if isinstance(errors, list):
+        if any(isinstance(value, dict) for value in errors):
+            # many=True items: DRF before 3.18 lists every item ({} when valid), 3.18
+            # keys the failing ones by index; the wire always has the latter.
+            return {str(i): _plain(value) for i, value in enumerate(errors) if value}
         return [_plain(value) for value in errors]
     return str(errors)
 
@@ -217,6 +222,7 @@ class Registry:
         """The spec of ``type`` at ``version`` (None: the latest)."""
         versions = self.events.get(type)
         if not versions:
+            require_app_installed()
             raise UnknownType(f"unknown event type {type[:100]!r}")
         if version is None:
             return versions[max(versions)]

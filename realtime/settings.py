@@ -6,6 +6,7 @@ dropped on ``setting_changed`` so ``override_settings`` works in tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -104,6 +105,145 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": None,
 }
 
+
+def _number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    )
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
+def _imports(value: Any) -> bool:
+    # Import strings, or the classes themselves.
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, (str, type)) for v in value
+    )
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+_NUMBER = ("a number >= 0", _number)
+_INTEGER = ("an integer >= 0", _integer)
+_STRING = ("a string", lambda value: isinstance(value, str))
+_BOOL = ("True or False", lambda value: isinstance(value, bool))
+_GLOBS = ("a list of strings (glob patterns)", _strings)
+
+#: What each key accepts: (description, test). A key missing here is not checked.
+TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "AUTHENTICATORS": ("a list of import strings", _imports),
+    "HEADER_AUTHENTICATION_CLASSES": (
+        "a list of import strings or None",
+        _optional(_imports),
+    ),
+    "DEFAULT_PERMISSION_CLASSES": ("a list of import strings", _imports),
+    "ALLOWED_ORIGINS": (
+        'a list of origins ("https://app.example.com"), "*" or None',
+        lambda value: value is None or value == "*" or _strings(value),
+    ),
+    "TICKET_TTL": _NUMBER,
+    "REVALIDATE_INTERVAL": _NUMBER,
+    "AUTH_TIMEOUT": _NUMBER,
+    "HEARTBEAT_INTERVAL": _NUMBER,
+    "HEARTBEAT_TIMEOUT": _NUMBER,
+    "MAX_FRAME_BYTES": _INTEGER,
+    "MAX_NESTING": _INTEGER,
+    "RATE": _NUMBER,
+    "BURST": _NUMBER,
+    "RATE_LIMIT_CLOSE_AFTER": _INTEGER,
+    "MAX_INVALID_FRAMES": _INTEGER,
+    "MAX_SUBSCRIPTIONS": _INTEGER,
+    "EPHEMERAL_RATE": _NUMBER,
+    "EPHEMERAL_BURST": _NUMBER,
+    "MAX_PENDING_BYTES": _INTEGER,
+    "BACKEND": (
+        "an import string or None",
+        lambda value: value is None or isinstance(value, (str, type)),
+    ),
+    "REDIS_URL": ("a string or None", _optional(lambda value: isinstance(value, str))),
+    "KEY_PREFIX": _STRING,
+    "HISTORY_GROUPS": _GLOBS,
+    # Sent to Redis as integers (EXPIRE, LTRIM).
+    "HISTORY_SIZE": ("an integer >= 0 (events)", _integer),
+    "HISTORY_TTL": ("an integer >= 0 (seconds)", _integer),
+    "HISTORY_EPOCH_TTL": ("an integer >= 0 (seconds)", _integer),
+    "HUB_CAPACITY": ("an integer >= 0 (messages)", _integer),
+    "POSITION_CHECK_INTERVAL": _NUMBER,
+    "PRESENCE_GROUPS": _GLOBS,
+    "USER_GROUP": _STRING,
+    "NOTIFY_ON_COMMIT": _BOOL,
+    "INVALID_OUTGOING": (
+        "'raise' or 'log' (or None)",
+        lambda value: value in (None, "raise", "log"),
+    ),
+    "NOTIFY_TIMEOUT": _NUMBER,
+    "PRESENCE_CHURN_RATE": _NUMBER,
+    "PRESENCE_CHURN_BURST": _NUMBER,
+    "NOTIFY_FAILURE": ("'raise' or 'log'", lambda value: value in ("raise", "log")),
+    "CHANNEL_LAYER": _STRING,
+    "PROCESS_HEARTBEAT": _NUMBER,
+    "METRICS_ENABLED": _BOOL,
+    "METRICS_ALLOWED_IPS": ("a list of strings (addresses or networks)", _strings),
+    "METRICS_TOKEN": (
+        "a string or None",
+        _optional(lambda value: isinstance(value, str)),
+    ),
+}
+
+
+def type_error(name: str, value: Any) -> str | None:
+    """Why ``REALTIME[name] = value`` has the wrong type, or None when it is fine."""
+    expected = TYPES.get(name)
+    if expected is None or expected[1](value):
+        return None
+    return (
+        f"REALTIME[{name!r}] must be {expected[0]}, got {type(value).__name__} "
+        f"{value!r:.100}."
+    )
+
+
+def channel_layer_config() -> dict[str, Any]:
+    """The ``CHANNEL_LAYERS`` entry realtime uses; ``{}`` when there is none.
+
+    Without ``CHANNEL_LAYERS`` Channels has no layer and realtime delivers within
+    this one process (system check W001 says so).
+    """
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    return layers.get(realtime_settings.CHANNEL_LAYER) or {}
+
+
+def describe_allowed_origins(host: str | None) -> str:
+    """The origins a handshake to ``host`` may come from, in words (for logs)."""
+    allowed = realtime_settings.ALLOWED_ORIGINS
+    if allowed is None:
+        return (
+            f"the page's own origin (Host {host!r}), when that host is in "
+            f"ALLOWED_HOSTS {list(settings.ALLOWED_HOSTS)!r}"
+        )
+    return repr(allowed if isinstance(allowed, str) else list(allowed))
+
+
+def require_app_installed() -> None:
+    """Raise when ``realtime`` is missing from INSTALLED_APPS: its ``ready()`` never
+    ran, so no app's ``events.py`` was imported and no system check is registered."""
+    from django.apps import apps
+
+    if apps.ready and not apps.is_installed("realtime"):
+        raise RealtimeConfigError(
+            "'realtime' is not in INSTALLED_APPS, so no events.py module was "
+            "imported and no event type is declared: add 'realtime' to "
+            "INSTALLED_APPS (after 'channels' and 'rest_framework')."
+        )
+
+
 IMPORT_STRINGS = {
     "AUTHENTICATORS",
     "HEADER_AUTHENTICATION_CLASSES",
@@ -145,6 +285,11 @@ class RealtimeSettings:
         except KeyError:
             pass
         value = self.user_settings.get(name, DEFAULTS[name])
+        if name in self.user_settings:
+            # Caught here too: daphne and uvicorn run no system checks.
+            problem = type_error(name, value)
+            if problem is not None:
+                raise RealtimeConfigError(problem + " See docs/settings.md.")
         if name in IMPORT_STRINGS:
             value = perform_import(value, name)
         self._cache[name] = value

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 import realtime
 from realtime.broadcast import ACTIONS
+from realtime.exceptions import RealtimeConfigError
 from realtime.schema import registry
 from realtime.testing import RealtimeCommunicator, capture_notifications
 from tests.asgi import application
@@ -55,12 +56,13 @@ def test_created_updated_deleted_after_commit(broadcasting, author):
     with capture_notifications() as sent:
         with transaction.atomic():
             comment = Comment.objects.create(post_id=7, text="hi", author=author)
-            assert sent == []
+            assert [s["sent"] for s in sent] == [False]  # waits for the commit
         comment.text = "edited"
         comment.save()
         pk = comment.pk
         comment.delete()
     row = {"id": pk, "post_id": 7, "author": author.pk}
+    assert all(s["sent"] for s in sent)
     assert [(s["type"], s["group"], s["data"]) for s in sent] == [
         ("comment.created", "public.7", {**row, "text": "hi"}),
         ("comment.updated", "public.7", {**row, "text": "edited"}),
@@ -119,3 +121,49 @@ async def test_a_subscriber_receives_the_change(broadcasting, author):
         "author": author.pk,
     }
     await comm.disconnect()
+
+
+def test_several_groups_per_object(broadcasting, author):
+    # Staff see every comment; the author sees their own.
+    broadcasting(group=lambda c: ("comments.staff", f"user.{c.author_id}"))
+    with capture_notifications() as sent:
+        Comment.objects.create(post_id=7, text="hi", author=author)
+    assert [(s["group"], s["data"]["text"], s["sent"]) for s in sent] == [
+        ("comments.staff", "hi", True),
+        (f"user.{author.pk}", "hi", True),
+    ]
+
+
+def test_a_fixed_group_name(broadcasting, author):
+    broadcasting(group="comments.all")
+    with capture_notifications() as sent:
+        Comment.objects.create(post_id=7, text="hi", author=author)
+    assert [s["group"] for s in sent] == ["comments.all"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"group": 42}, "group must be a group name or a function"),
+        ({"group": "bad group!"}, "group"),
+        ({"group": lambda: "x"}, "group must take one argument"),
+        ({"serializer": dict}, "serializer must be a DRF serializer class"),
+        ({"on_commit": "yes"}, "on_commit must be True, False or None"),
+    ],
+)
+def test_arguments_are_checked_at_registration(kw, message):
+    arguments = {"group": lambda c: "x", "serializer": CommentSerializer, **kw}
+    with pytest.raises(RealtimeConfigError, match=message):
+        realtime.broadcast_model(Comment, **arguments)
+    assert "comment.created" not in registry
+
+
+def test_a_model_instance_instead_of_a_class_is_refused():
+    with pytest.raises(RealtimeConfigError, match="model must be a Django model"):
+        realtime.broadcast_model(Comment(), group="x", serializer=CommentSerializer)
+
+
+def test_a_group_function_returning_a_non_name_fails_clearly(broadcasting, author):
+    broadcasting(group=lambda c: [f"user.{c.author_id}", None])
+    with pytest.raises(RealtimeConfigError, match="expected group names"):
+        Comment.objects.create(post_id=7, text="hi", author=author)

@@ -16,6 +16,7 @@ from channels.layers import channel_layers
 
 import realtime
 from realtime import backends
+from realtime.exceptions import NotifyFailed
 from realtime.settings import realtime_settings
 from tests.conftest import RedisServer
 from tests.wsclient import Client
@@ -118,7 +119,7 @@ def test_connected_socket_gets_events_after_redis_restarts_empty(
             notify_many(group, "new", 1)
             sent = 1
             break
-        except realtime.NotifyFailed:
+        except NotifyFailed:
             time.sleep(0.2)
     assert sent, "notify() never succeeded after the restart"
     # The servers rejoined the group: the next events must all arrive.
@@ -276,7 +277,7 @@ def test_a_shard_restarted_empty_is_noticed_within_seconds(
         while time.monotonic() - started < 12 and not texts(got):
             try:
                 realtime.notify(group, "test.note", {"text": "after"}, history=False)
-            except realtime.NotifyFailed:
+            except NotifyFailed:
                 pass
             got += loop.run_until_complete(collect(client, group, 1, 0.5))
         took = time.monotonic() - started

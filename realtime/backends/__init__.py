@@ -12,13 +12,11 @@ _per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def backend_class() -> type[BaseBackend]:
-    from django.conf import settings
-
-    from realtime.settings import realtime_settings
+    from realtime.settings import channel_layer_config, realtime_settings
 
     if realtime_settings.BACKEND is not None:
         return realtime_settings.BACKEND
-    layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
+    layer = channel_layer_config()
     if "channels_redis" in layer.get("BACKEND", ""):
         from realtime.backends.redis import RedisBackend
 

@@ -14,7 +14,7 @@ import orjson
 from redis.asyncio import Redis
 
 from realtime.backends.base import BaseBackend, HistoryRead, PresenceState
-from realtime.settings import realtime_settings
+from realtime.settings import channel_layer_config, realtime_settings
 
 # KEYS: log, meta. ARGV: prefix, suffix, now_ms, size, ttl_s, new_epoch, meta_ttl_s.
 # The log is a list of "<ms>|<frame>" kept for ttl; meta holds seq and epoch and
@@ -318,9 +318,8 @@ def epoch_ttl() -> int:
 def layer_host() -> dict[str, Any]:
     """The first host of the channels-redis layer, as channels-redis decodes it."""
     from channels_redis.utils import decode_hosts
-    from django.conf import settings
 
-    layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
+    layer = channel_layer_config()
     hosts = layer.get("CONFIG", {}).get("hosts") or [("127.0.0.1", 6379)]
     return decode_hosts(hosts)[0]
 

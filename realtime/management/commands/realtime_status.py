@@ -77,4 +77,15 @@ def render(report: dict[str, Any], *, limit: int) -> str:
     lines.append(f"history: {len(report['history'])} groups (frames kept)")
     for group, size in sorted(report["history"].items()):
         lines.append(f"  {group}  {size}")
+    if report["backend"] == "memory":
+        lines.append(MEMORY_HINT)
     return "\n".join(lines) + "\n"
+
+
+# The memory backend lives inside each server process: this command's own process
+# has none of their connections, history or presence, so it reports zeros.
+MEMORY_HINT = (
+    "note: the memory backend (no channels_redis layer) keeps its state inside each "
+    "server process, so this separate process sees none of it and reports zeros. "
+    "Configure channels_redis (docs/deploying.md) to inspect running servers."
+)

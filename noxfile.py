@@ -1,0 +1,95 @@
+"""The tested matrix: Django 4.2, 5.2 and 6.1 on the Pythons each supports among 3.11,
+3.12 and 3.13.
+
+``nox -s subset`` runs the unit-level test files (no daphne, no browser; a real
+``redis-server`` where a test needs one) on every combination but one; that one,
+Python 3.11 with Django 5.2, runs the whole suite through the README's command
+(``.ci/run``), or ``nox -s full``. nox finds interpreters as ``python3.11``,
+``python3.12``, ``python3.13`` on ``PATH`` (``.ci/run`` adds pyenv's).
+"""
+
+from __future__ import annotations
+
+import nox
+
+# uv when installed (the [test] extra brings it): installs take seconds, not a minute.
+nox.options.default_venv_backend = "uv|venv"
+nox.options.sessions = ["subset"]
+
+# Django release -> the Pythons it supports among ours (Django 6 needs 3.12+, 4.2
+# stops at 3.12).
+DJANGO = {
+    "4.2": ["3.11", "3.12"],
+    "5.2": ["3.11", "3.12", "3.13"],
+    "6.1": ["3.12", "3.13"],
+}
+FULL = ("3.11", "5.2")  # the combination that runs the whole suite
+
+# Unit-level test files: the consumer through Channels' communicator, the registry,
+# notify() (memory and Redis), checks, the test helpers, packaging. Together they
+# import every module of the package; end-to-end and browser files run once, in FULL.
+SUBSET = [
+    "tests/test_smoke_import.py",
+    "tests/test_checks.py",
+    "tests/test_first_day.py",
+    "tests/test_schema.py",
+    "tests/test_versioning.py",
+    "tests/test_exports.py",
+    "tests/test_consumers.py",
+    "tests/test_exceptions.py",
+    "tests/test_broadcast.py",
+    "tests/test_notify.py",
+    "tests/test_backends.py",
+    "tests/test_inbox.py",
+    "tests/test_testing.py",
+    "tests/test_docs_testing.py",
+    "tests/test_packaging.py",
+]
+
+# What SUBSET needs beyond the package (the [test] extra also brings Playwright,
+# uvicorn, ruff and mypy for the whole suite).
+SUBSET_DEPS = [
+    "pytest>=8",
+    "pytest-django>=4.8",
+    "pytest-asyncio>=0.24",
+    "websockets>=13",
+    "jsonschema>=4.18",
+    "hypothesis>=6.100",
+    "httpx>=0.27",
+    "build>=1.2",
+    "setuptools>=61",
+    "wheel>=0.40",
+]
+
+COMBINATIONS = [
+    (python, django)
+    for django, pythons in DJANGO.items()
+    for python in pythons
+    if (python, django) != FULL
+]
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "django"),
+    [
+        nox.param(python, django, id=f"{python}-django{django}")
+        for python, django in COMBINATIONS
+    ],
+)
+def subset(session: nox.Session, django: str) -> None:
+    """The unit-level test files on one Python and Django."""
+    session.install("-e", ".", *SUBSET_DEPS, f"django~={django}.0")
+    session.run(
+        "python",
+        "-c",
+        "import sys, django; print(sys.version, 'Django', django.__version__)",
+    )
+    session.run("python", "-m", "pytest", "-q", *SUBSET, *session.posargs)
+
+
+@nox.session(python=FULL[0])
+def full(session: nox.Session) -> None:
+    """The whole suite, as the README's command runs it."""
+    session.install("-e", ".[test]", f"django~={FULL[1]}.0")
+    session.run("python", "-m", "pytest", *session.posargs)
