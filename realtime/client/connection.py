@@ -157,6 +157,8 @@ class RealtimeClient:
         self.event_versions: dict[str, int] | None = None
         #: Consecutive failed connection attempts (reset once a connection is stable).
         self.attempt = 0
+        #: Connections that reached "open" so far (more than one: it reconnected).
+        self.connections = 0
         self._channels: dict[str, _Channel] = {}
         self._inbox: Subscription | None = None
         self._queue: deque[tuple[dict[str, Any], str | None]] = deque()
@@ -211,6 +213,7 @@ class RealtimeClient:
                 pass
         self._set_state("closed")
         error = ClientClosed("client closed", close_code=status.WS_1000_NORMAL_CLOSURE)
+        self._failure = error  # until connect() is called again
         self._end(error, terminal=False)
 
     def _end(self, error: ClientClosed, *, terminal: bool) -> None:
@@ -540,6 +543,7 @@ class RealtimeClient:
                 continue  # timed out while queued
             self._transmit(frame)
         self._ready = True
+        self.connections += 1
         self._set_state("open")
         for waiter in self._waiters:
             if not waiter.done():
@@ -831,6 +835,8 @@ class RealtimeClient:
         """Send an event without waiting for a reply: now when open (returns True),
         else queued and sent in order after the next welcome (returns False)."""
         frame = self._frame(type, data, v=v, group=group)
+        if self._failure is not None:
+            raise self._failure
         if self._ready:
             self._transmit(frame)
             return True
