@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -256,6 +257,29 @@ async def test_sigkill_and_restart_recovers_every_event(daphne, redis_url, setti
         assert [e.seq for e in events] == list(range(11, 41))
         await nothing_more(sub)
         assert client.connections == 2
+
+
+async def test_silent_server_is_detected_by_heartbeat(daphne):
+    """Scenario: a frozen server (a half-open link): nothing arrives for heartbeat +
+    grace, the client drops the socket without a close handshake and reconnects;
+    meanwhile its pongs keep a live server from closing it (4408)."""
+    server = daphne(HEARTBEAT_INTERVAL=1, HEARTBEAT_TIMEOUT=3)
+    async with RealtimeClient(f"{server.url}/ws/", heartbeat_grace=1, **FAST) as client:
+        await asyncio.sleep(4)  # past HEARTBEAT_TIMEOUT: the pongs count as frames
+        assert client.state == "open" and client.connections == 1
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 6
+            while client.state == "open" and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert client.state != "open", "a silent server went unnoticed"
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 15
+        while client.connections < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.connections == 2 and client.state == "open"
+        assert (await client.request("test.echo", {"text": "back"}))["text"] == "back"
 
 
 async def test_redis_restarted_empty_surfaces_a_reset(daphne, settings):
