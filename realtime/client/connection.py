@@ -76,6 +76,16 @@ def _websocket_url(url: str) -> str:
     raise ValueError(f"expected a ws://, wss://, http:// or https:// URL, got {url!r}")
 
 
+def _require_websockets() -> None:
+    try:
+        import websockets.asyncio.client  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "realtime.client needs the websockets package (13 or later): "
+            "pip install 'django-realtime[client]'"
+        ) from None
+
+
 async def _resolve(value: Any) -> Any:
     if callable(value):
         value = value()
@@ -191,6 +201,7 @@ class RealtimeClient:
         :class:`ClientClosed` when the client gives up (4401, 4403, attempt cap)."""
         if self.state == "open" and self.welcome is not None:
             return self.welcome
+        _require_websockets()
         waiter: asyncio.Future[dict[str, Any]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -327,14 +338,9 @@ class RealtimeClient:
         return bool(self.get_ticket or self.ticket_url or callable(self.token))
 
     async def _open_socket(self) -> ClientConnection:
-        try:
-            from websockets.asyncio.client import connect
-            from websockets.exceptions import InvalidStatus
-        except ImportError:
-            raise ImportError(
-                "realtime.client needs the websockets package: "
-                "pip install 'django-realtime[client]'"
-            ) from None
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
         url = self.url
         ticket = await self._fetch_ticket()
         if ticket is not None:
@@ -694,6 +700,7 @@ class RealtimeClient:
         return sub
 
     def _spawn_connect(self) -> None:
+        _require_websockets()
         task = asyncio.create_task(self.connect())
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
