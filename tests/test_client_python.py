@@ -214,6 +214,22 @@ async def test_resume_from_a_stored_position_and_failed_recovery(server, publish
         assert (live.seq, live.data["n"]) == (9, 8)
 
 
+def test_sync_client_for_scripts(server):
+    """The blocking wrapper: subscribe, request, read events, close."""
+    with RealtimeClient.sync(f"{server.url}/ws/", **FAST) as client:
+        sub = client.subscribe("public.sync")
+        ack = client.request("test.say", {"group": "public.sync", "text": "hi"})
+        event = sub.get(timeout=10)
+        assert event is not None and event.data["text"] == "hi"
+        assert event.seq == ack["seq"]
+        with pytest.raises(ClientError) as refused:
+            client.subscribe("room.1")  # anonymous: forbidden
+        assert refused.value.code == "forbidden"
+        sub.unsubscribe()
+        assert list(sub) == []
+    assert not client._thread.is_alive()
+
+
 async def test_unsubscribe_ends_the_iterator_and_close_ends_all(server):
     async with RealtimeClient(f"{server.url}/ws/", **FAST) as client:
         one = await client.subscribe("public.one")

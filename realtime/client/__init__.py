@@ -19,6 +19,7 @@ from __future__ import annotations
 from realtime.client.connection import RealtimeClient, backoff_delay
 from realtime.client.errors import ClientClosed, ClientError, RecoveryFailed
 from realtime.client.events import Event, Subscription
+from realtime.client.sync import SyncClient, SyncSubscription
 
 __all__ = [
     "ClientClosed",
@@ -27,5 +28,7 @@ __all__ = [
     "RealtimeClient",
     "RecoveryFailed",
     "Subscription",
+    "SyncClient",
+    "SyncSubscription",
     "backoff_delay",
 ]

@@ -29,6 +29,8 @@ from realtime.client.events import _END, Event, Subscription
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
+    from realtime.client.sync import SyncClient
+
 logger = logging.getLogger(__name__)
 
 State = Literal["connecting", "open", "reconnecting", "closed"]
@@ -186,6 +188,14 @@ class RealtimeClient:
         self._ready_since: float | None = None
         self._last_error: BaseException | None = None
         self._failure: ClientClosed | None = None
+
+    @classmethod
+    def sync(cls, url: str, **options: Any) -> SyncClient:
+        """A blocking client for scripts: ``with RealtimeClient.sync(url) as c:``
+        (its own event loop runs in a thread)."""
+        from realtime.client.sync import SyncClient
+
+        return SyncClient(url, **options)
 
     # -- lifecycle -------------------------------------------------------------------
 
