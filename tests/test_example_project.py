@@ -82,3 +82,46 @@ def test_django_checks_pass_with_debug_off(tmp_path):
     done = run(["manage.py", "check", "--fail-level", "WARNING"], env)
     assert "no issues" in done.stdout
     run(["manage.py", "makemigrations", "--check", "--dry-run"], env)
+
+
+@pytest.mark.e2e
+async def test_follow_room_prints_messages_posted_by_others(tmp_path):
+    """``manage.py follow_room`` (the Python client in the example project) prints a
+    message another user posts over the WebSocket."""
+    import asyncio
+
+    from realtime.client import RealtimeClient
+
+    env = example_env(tmp_path / "follow.sqlite3")
+    run(["manage.py", "demo", "--no-serve"], env)
+    out = run(["manage.py", "drf_create_token", "alice"], env).stdout
+    alice_token = out.split()[2]
+    port = free_port()
+    server = start_server(
+        "example_project.asgi:application", port, env=env, log=tmp_path / "daphne.log"
+    )
+    url = f"ws://127.0.0.1:{port}/ws/"
+    command = ["manage.py", "follow_room", "lobby", "--user", "bob", "--url", url]
+    follower = subprocess.Popen(
+        [sys.executable, *command, "--count", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        first = await asyncio.wait_for(asyncio.to_thread(follower.stdout.readline), 30)
+        assert first.strip() == "Following #lobby as bob", first
+        async with RealtimeClient(url, token=alice_token) as alice:
+            await alice.subscribe("room.lobby")
+            await alice.request("chat.message", {"room": "lobby", "text": "hi bob"})
+        rest = await asyncio.wait_for(asyncio.to_thread(follower.stdout.read), 30)
+        assert rest.strip() == "[lobby] alice: hi bob", rest
+        assert follower.wait(10) == 0
+    finally:
+        follower.kill()
+        follower.wait()
+        server.terminate()
+        server.wait(10)
