@@ -202,8 +202,8 @@ class SubscriptionsMixin:
     def check_position(self, group: str, epoch: str, seq: int) -> None:
         """The hub read ``group``'s position: repair if this socket is behind it."""
         sub = self.subs.get(group)
-        if sub is None or sub.buffer is not None:
-            return  # not subscribed, or subscribing / repairing right now
+        if sub is None or sub.buffer is not None or sub.last_seq < 0:
+            return  # not subscribed, subscribing / repairing, or no position yet
         if epoch != sub.epoch or seq > sub.last_seq:
             self._start_repair(sub, None)
 

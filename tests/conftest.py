@@ -288,10 +288,9 @@ class DaphneFactory:
         if layer:
             env["RT_LAYER"] = layer
         for key, value in realtime_settings.items():
-            # Lists and dicts travel as JSON (tests/e2e_settings.py reads them).
-            env[f"RT_SET_{key}"] = (
-                json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-            )
+            # Every value travels as JSON (tests/e2e_settings.py reads it back), so
+            # its type survives: REALTIME's types are checked.
+            env[f"RT_SET_{key}"] = json.dumps(value)
         log = self.log_dir / f"{server}-{port}-{len(self.started)}.log"
         proc = start_server(
             "tests.asgi:application", port, env=env, log=log, server=server, args=args

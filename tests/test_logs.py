@@ -24,8 +24,8 @@ async def connect(path="/ws/", **kw):
 
 
 async def closed(comm):
-    early = comm.__dict__.pop("_early", None)  # read by connect() in place of welcome
-    frames = [early] if early else []
+    frames = list(comm.events)  # read by connect() in place of rt.welcome
+    comm.events.clear()
     while True:
         output = await comm.receive_output(3)
         if output["type"] == "websocket.close":

@@ -58,7 +58,7 @@ async def wait_metric(server, name, expected, timeout=10, **labels):
 
 @pytest.fixture(scope="module")
 def server(daphne_module, e2e_users):
-    return daphne_module(METRICS_ENABLED=1)
+    return daphne_module(METRICS_ENABLED=True)
 
 
 @pytest.mark.e2e
@@ -171,7 +171,9 @@ def test_the_endpoint_is_protected(server, daphne):
     assert scrape(server, **{"X-Forwarded-For": "203.0.113.9"}).status_code == 403
     off = daphne()  # METRICS_ENABLED defaults to False
     assert scrape(off).status_code == 404
-    token = daphne(METRICS_ENABLED=1, METRICS_TOKEN=123456, METRICS_ALLOWED_IPS=0)
+    token = daphne(
+        METRICS_ENABLED=True, METRICS_TOKEN="123456", METRICS_ALLOWED_IPS=[]
+    )
     assert scrape(token).status_code == 403
     assert scrape(token, Authorization="Bearer 654321").status_code == 403
     assert scrape(token, Authorization="Bearer 123456").status_code == 200
@@ -182,8 +184,8 @@ async def test_multiprocess_mode_sums_every_process(daphne, tmp_path, monkeypatc
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    one = daphne(METRICS_ENABLED=1)
-    two = daphne(METRICS_ENABLED=1)
+    one = daphne(METRICS_ENABLED=True)
+    two = daphne(METRICS_ENABLED=True)
     a = await Client.open(f"{one.url}/ws/")
     b = await Client.open(f"{two.url}/ws/")
     c = await Client.open(f"{two.url}/ws/")

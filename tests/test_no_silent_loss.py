@@ -8,6 +8,7 @@ the test process publishes with the real sync ``notify()`` like a view or a task
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -295,3 +296,47 @@ def _shard_of(layer, group: str) -> int:
     from channels_redis.pubsub import _consistent_hash
 
     return _consistent_hash(f"asgi__group__{group}", 2)
+
+
+# -- 3: a hub channel over capacity is counted, logged at WARNING and repaired ------
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
+def test_a_full_hub_channel_is_counted_and_logged(redis_layer, settings, caplog, form):
+    """A process that does not drain its channel: past HUB_CAPACITY the layer
+    cannot hold more; each publish says so at WARNING and in the lost counter."""
+    from asgiref.sync import async_to_sync
+    from prometheus_client import REGISTRY
+
+    from realtime.layers import get_layer, new_hub_channel
+
+    settings.REALTIME = {**settings.REALTIME, "HUB_CAPACITY": 5}
+    realtime_settings.reload()
+    layer = get_layer()
+
+    async def stalled_hub() -> str:
+        channel = await new_hub_channel(layer)
+        await layer.group_add("public.full", channel)
+        return channel
+
+    async_to_sync(stalled_hub)()
+
+    def lost() -> float:
+        value = REGISTRY.get_sample_value(
+            "realtime_events_lost_total", {"reason": "layer_capacity"}
+        )
+        return value or 0.0
+
+    before = lost()
+    caplog.set_level(logging.WARNING)
+    for n in range(8):
+        if form == "sync":
+            realtime.notify("public.full", "test.note", {"text": f"e{n}"})
+        else:
+            async_to_sync(realtime.anotify)(
+                "public.full", "test.note", {"text": f"e{n}"}
+            )
+    assert lost() - before == 3
+    warnings = [r for r in caplog.records if "over capacity" in r.getMessage()]
+    assert len(warnings) == 3 and all(r.levelno == logging.WARNING for r in warnings)
+    assert "public.full" in warnings[0].getMessage()

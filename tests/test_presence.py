@@ -133,11 +133,11 @@ async def test_typing_needs_subscription_and_valid_data(alice):
     await comm.send_frame(
         {"type": "test.typing", "id": "x", "group": "room.2", "data": {"typing": True}}
     )
-    assert (await comm.receive_frame())["data"]["code"] == "forbidden"
+    assert (await comm.receive_event("rt.error"))["data"]["code"] == "forbidden"
     await comm.send_frame(
         {"type": "test.typing", "id": "y", "group": "room.1", "data": {"typing": "?"}}
     )
-    assert (await comm.receive_frame())["data"]["code"] == "invalid"
+    assert (await comm.receive_event("rt.error"))["data"]["code"] == "invalid"
     await comm.disconnect()
 
 
