@@ -171,9 +171,7 @@ def test_the_endpoint_is_protected(server, daphne):
     assert scrape(server, **{"X-Forwarded-For": "203.0.113.9"}).status_code == 403
     off = daphne()  # METRICS_ENABLED defaults to False
     assert scrape(off).status_code == 404
-    token = daphne(
-        METRICS_ENABLED=True, METRICS_TOKEN="123456", METRICS_ALLOWED_IPS=[]
-    )
+    token = daphne(METRICS_ENABLED=True, METRICS_TOKEN="123456", METRICS_ALLOWED_IPS=[])
     assert scrape(token).status_code == 403
     assert scrape(token, Authorization="Bearer 654321").status_code == 403
     assert scrape(token, Authorization="Bearer 123456").status_code == 200
