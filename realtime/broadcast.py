@@ -15,6 +15,7 @@ from django.db.models.signals import post_delete, post_save
 
 from realtime.groups import validate_group_name
 from realtime.history import keeps_history
+from realtime.publishing import _maybe_on_commit, _refuse_running_loop, send_sync
 from realtime.schema import EventSpec, registry
 
 ACTIONS = ("created", "updated", "deleted")
@@ -30,8 +31,6 @@ def broadcast_model(
 ) -> Callable[[], None]:
     """Broadcast saves and deletes of ``model`` to ``group(obj)``; return a function
     that disconnects the receivers again (for tests)."""
-    from realtime.notify import _maybe_on_commit, _refuse_running_loop, send_sync
-
     prefix = type_prefix or model._meta.model_name
     origin = f"broadcast_model({model._meta.label}, {serializer.__qualname__})"
     for action in ACTIONS:

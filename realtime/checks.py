@@ -9,6 +9,9 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from realtime.consumers import RealtimeConsumer
+from realtime.groups import patterns_overlap
+from realtime.schema import registry
 from realtime.settings import DEFAULTS, IMPORT_STRINGS, realtime_settings
 
 T = TypeVar("T")
@@ -92,9 +95,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 @register(Tags.compatibility)
 def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
-    from realtime.consumers import RealtimeConsumer
-    from realtime.schema import registry
-
     problems = [
         Error(problem, hint=getattr(problem, "hint", None), id="realtime.E004")
         for problem in registry.check()
@@ -126,9 +126,6 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
 @register(Tags.security)
 def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
     """Subscription patterns that could also match personal groups."""
-    from realtime.consumers import RealtimeConsumer
-    from realtime.groups import patterns_overlap
-
     personal = realtime_settings.USER_GROUP
     problems: list = []
     for consumer in _subclasses(RealtimeConsumer):

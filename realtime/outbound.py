@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from realtime import exceptions as exc
 from realtime import metrics, status, wire
+from realtime.encoding import dumps
 from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ class OutboundMixin:
     _direct: wire.DirectWriter | bool | None = False
 
     async def _send_frame(self, frame: dict) -> None:
-        from realtime.notify import dumps
-
         metrics.frame_out(frame["type"])
         await self._send_text(dumps(frame).decode())
 

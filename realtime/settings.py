@@ -160,9 +160,6 @@ realtime_settings = RealtimeSettings()
 def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting in ("REALTIME", "CHANNEL_LAYERS", "DEBUG", "ALLOWED_HOSTS"):
         realtime_settings.reload()
-        from realtime import backends
-
-        backends.reset()
 
 
 setting_changed.connect(_reload)

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from channels.testing import WebsocketCommunicator
 
+from realtime import publishing
+
 _captures: list[list[dict]] = []
 
 
@@ -26,6 +28,9 @@ def _record(message: dict) -> None:
                 "data": frame.get("data"),
             }
         )
+
+
+publishing.observers.append(_record)
 
 
 @contextlib.contextmanager

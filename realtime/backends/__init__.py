@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
 
 from realtime.backends.base import BaseBackend
+from realtime.backends.memory import MemoryBackend
+from realtime.backends.redis import RedisBackend
+from realtime.settings import realtime_settings
 
 _shared: BaseBackend | None = None
 _per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def backend_class() -> type[BaseBackend]:
-    from django.conf import settings
-
-    from realtime.settings import realtime_settings
-
     if realtime_settings.BACKEND is not None:
         return realtime_settings.BACKEND
     layer = settings.CHANNEL_LAYERS.get(realtime_settings.CHANNEL_LAYER, {})
     if "channels_redis" in layer.get("BACKEND", ""):
-        from realtime.backends.redis import RedisBackend
-
         return RedisBackend
-    from realtime.backends.memory import MemoryBackend
-
     return MemoryBackend
 
 
@@ -48,3 +47,12 @@ def reset() -> None:
     global _shared
     _shared = None
     _per_loop.clear()
+
+
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    # Like Channels' layer manager: the backends follow the settings they read.
+    if setting in ("REALTIME", "CHANNEL_LAYERS", "DEBUG", "ALLOWED_HOSTS"):
+        reset()
+
+
+setting_changed.connect(_reset_on_change)
