@@ -111,7 +111,11 @@ class OutboundMixin:
         # A group event's frame, built once per process: on daphne it goes straight
         # to the transport (realtime.wire).
         if self._direct is False:
-            self._direct = wire.direct_writer(self.base_send)
+            self._direct = (
+                wire.direct_writer(self.base_send)
+                if realtime_settings.DIRECT_WRITES
+                else None
+            )
         direct = self._direct
         return callable(direct) and direct(frame)
 
