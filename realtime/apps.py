@@ -8,7 +8,10 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from realtime import checks  # noqa: F401  (registers the system checks)
+        # Importing the module registers the system checks. Only here, once the
+        # apps are ready: the checks inspect the consumers, which import Django's
+        # auth models.
+        from realtime import checks  # noqa: F401
 
         # Every installed app's events.py declares its events at start-up.
         autodiscover_modules("events")

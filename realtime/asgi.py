@@ -15,7 +15,7 @@ from channels.routing import URLRouter
 from django.core.checks import Warning
 
 from realtime.origins import header, normalize_origin, origin_allowed
-from realtime.settings import realtime_settings
+from realtime.settings import describe_allowed_origins, realtime_settings
 
 logger = logging.getLogger(__name__)
 # The server's own message limit is looked at once per process, on the first socket.
@@ -82,8 +82,6 @@ class OriginValidator:
                 check_server_limit(send)
             origin = header(scope, b"origin")
             if origin is not None and not origin_allowed(origin, scope):
-                from realtime.settings import describe_allowed_origins
-
                 # WARNING: a refused page retries, and this line is all it leaves.
                 logger.warning(
                     "refused WebSocket handshake from origin %r: allowed are %s "

@@ -7,6 +7,7 @@ NotAuthenticated when it found credentials that are invalid, expired or revoked.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import secrets
@@ -21,7 +22,10 @@ from django.core import signing
 from django.http.cookie import parse_cookie
 from django.utils.crypto import salted_hmac
 
+from realtime import status
+from realtime.backends import get_backend
 from realtime.exceptions import NotAuthenticated
+from realtime.hub import Hub, add_job
 from realtime.origins import header, origin_allowed
 from realtime.settings import realtime_settings
 
@@ -202,8 +206,6 @@ def _fernet_key(secret: str) -> bytes:
 async def redeem_ticket(ticket: str, consumer: RealtimeConsumer | None = None) -> Any:
     """Return the ticket's user, or raise NotAuthenticated (expired, forged, reused,
     or its credential revoked). ``consumer`` is bound to that credential."""
-    from realtime.backends import get_backend
-
     ttl = realtime_settings.TICKET_TTL
     try:
         payload = signing.loads(ticket, salt=TICKET_SALT, max_age=ttl)
@@ -382,3 +384,44 @@ def user_summary(user: Any) -> dict[str, Any] | None:
     if user is None or not user.is_authenticated:
         return None
     return {"id": user.pk, "username": user.get_username()}
+
+
+async def revalidate(hub: Hub) -> None:
+    """Close, with 4401, connections of users deactivated or deleted, whose DRF
+    token was deleted, or whose Django session ended (logout, expiry, password
+    change), since they connected: a few queries per process per
+    REVALIDATE_INTERVAL, not one per socket."""
+    while True:
+        interval = realtime_settings.REVALIDATE_INTERVAL
+        await asyncio.sleep(interval or 60)
+        if not interval:
+            continue
+        signed_in = [c for c in hub.connections if c.user.is_authenticated]
+        if not signed_in:
+            continue
+        tokens = {c.token_key for c in signed_in if c.token_key is not None}
+        sessions = {
+            c.session_key: c.user.pk for c in signed_in if c.session_key is not None
+        }
+        try:
+            revoked = await revoked_users({c.user.pk for c in signed_in})
+            gone = await revoked_tokens(tokens)
+            ended = await ended_sessions(sessions)
+        except Exception:
+            logger.exception("re-checking users failed")
+            continue
+        for consumer in signed_in:
+            if consumer not in hub.connections:
+                continue  # left while the queries ran
+            if (
+                consumer.user.pk in revoked
+                or consumer.token_key in gone
+                or consumer.session_key in ended
+            ):
+                await consumer.close(
+                    NotAuthenticated("your credentials were revoked"),
+                    status.WS_4401_NOT_AUTHENTICATED,
+                )
+
+
+add_job(revalidate)

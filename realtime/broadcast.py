@@ -9,21 +9,28 @@ customer sees their own": ``group=lambda o: ["orders.staff", f"user.{o.customer_
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable
-from importlib import import_module
 from typing import Any
 
 from django.db import models
 from django.db.models.signals import post_delete, post_save
 from rest_framework.serializers import BaseSerializer
 
+from realtime import publishing
 from realtime.exceptions import BadEnvelope, RealtimeConfigError
 from realtime.groups import validate_group_name
 from realtime.history import keeps_history
 from realtime.schema import EventSpec, registry
 
 ACTIONS = ("created", "updated", "deleted")
+
+
+def _send(group: str, type: str, data: Any, *, history: bool) -> None:
+    # Looked up when it runs: capture_notifications() swaps publishing.send_sync.
+    publishing.send_sync(group, type, data, v=1, history=history)
+
 
 #: What ``group`` may be: a group name, or a function of the instance returning one
 #: group name or an iterable of them.
@@ -83,8 +90,7 @@ def broadcast_model(
 
     def send(instance: Any, action: str) -> None:
         # Looked up now, not at registration: capture_notifications() swaps them.
-        notify = import_module("realtime.notify")
-        notify._refuse_running_loop("broadcast_model", "anotify")
+        publishing._refuse_running_loop("broadcast_model", "anotify")
         targets = groups_of(instance)
         # The representation is taken now, while the row (even a deleted one) is at
         # hand; it is the serializer's own output, so it is not validated again (a
@@ -92,10 +98,9 @@ def broadcast_model(
         data = serializer(instance).data
         type = f"{prefix}.{action}"
         for target in targets:
-            history = keeps_history(target)
-            notify._maybe_on_commit(
-                lambda target=target, history=history: notify.send_sync(
-                    target, type, data, v=1, history=history
+            publishing._maybe_on_commit(
+                functools.partial(
+                    _send, target, type, data, history=keeps_history(target)
                 ),
                 on_commit,
             )

@@ -18,6 +18,9 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
+from realtime.consumers import RealtimeConsumer
+from realtime.groups import patterns_overlap
+from realtime.schema import registry
 from realtime.settings import (
     DEFAULTS,
     IMPORT_STRINGS,
@@ -188,9 +191,6 @@ def _normalize(name: str) -> str:
 
 @register(Tags.compatibility)
 def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
-    from realtime.consumers import RealtimeConsumer
-    from realtime.schema import registry
-
     problems = [
         Error(problem, hint=getattr(problem, "hint", None), id="realtime.E004")
         for problem in registry.check()
@@ -247,9 +247,6 @@ def load_consumers() -> list:
 @register(Tags.security)
 def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
     """Subscription patterns that could also match personal groups."""
-    from realtime.consumers import RealtimeConsumer
-    from realtime.groups import patterns_overlap
-
     personal = realtime_settings.USER_GROUP
     problems: list = load_consumers()
     for consumer in _subclasses(RealtimeConsumer):

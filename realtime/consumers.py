@@ -26,15 +26,22 @@ from django.contrib.auth.models import AnonymousUser
 from realtime import envelope, ephemeral, logs, metrics, presence, status
 from realtime import exceptions as exc
 from realtime.auth import FirstMessageAuthenticator, user_summary
+from realtime.encoding import dumps
+from realtime.envelope import Message
 from realtime.groups import user_group, validate_group_name
 from realtime.hub import get_hub
 from realtime.layers import unreachable
 from realtime.outbound import OutboundMixin, _background
 from realtime.permissions import call_check
+from realtime.publishing import anotify, prepare
 from realtime.schema import registry
 from realtime.settings import realtime_settings
 from realtime.subscriptions import Subscription, SubscriptionsMixin
 from realtime.throttling import TokenBucket
+
+# Message is defined below the connection (ephemeral relays build it too) and is
+# documented here: ``realtime.consumers.Message``.
+__all__ = ["Message", "RealtimeConsumer", "handler"]
 
 logger = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
@@ -50,27 +57,6 @@ def handler(
         return fn
 
     return decorator
-
-
-class Message:
-    """A validated client event, as a handler receives it."""
-
-    __slots__ = ("consumer", "data", "id", "type", "v")
-
-    def __init__(
-        self, type: str, v: int, id: str | None, data: dict, consumer: RealtimeConsumer
-    ) -> None:
-        self.type, self.v, self.id, self.data, self.consumer = (
-            type,
-            v,
-            id,
-            data,
-            consumer,
-        )
-
-    @property
-    def user(self) -> Any:
-        return self.consumer.user
 
 
 class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
@@ -138,8 +124,6 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
 
     async def notify(self, group: str, type: str, data: Any = None, **kw: Any) -> Any:
         """Send an event to a group (``realtime.anotify``)."""
-        from realtime.notify import anotify
-
         return await anotify(group, type, data, **kw)
 
     async def send_event(
@@ -151,8 +135,6 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         id: str | None = None,
     ) -> None:
         """Send a validated event to this connection only."""
-        from realtime.notify import dumps, prepare
-
         prepared = prepare(type, data, v)
         if prepared is not None and type in self.versions:
             try:

@@ -5,10 +5,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from realtime import exceptions as exc
 from realtime.settings import realtime_settings
+
+if TYPE_CHECKING:
+    from realtime.consumers import RealtimeConsumer
+
+
+class Message:
+    """A validated client event, as a handler receives it."""
+
+    __slots__ = ("consumer", "data", "id", "type", "v")
+
+    def __init__(
+        self, type: str, v: int, id: str | None, data: dict, consumer: RealtimeConsumer
+    ) -> None:
+        self.type, self.v, self.id, self.data, self.consumer = (
+            type,
+            v,
+            id,
+            data,
+            consumer,
+        )
+
+    @property
+    def user(self) -> Any:
+        return self.consumer.user
 
 
 def check_nesting(text: str, frame: Any) -> None:

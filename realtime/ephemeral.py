@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from realtime import exceptions as exc
 from realtime.auth import user_summary
+from realtime.envelope import Message
 from realtime.groups import validate_group_name
 from realtime.permissions import call_check
+from realtime.publishing import publish
 from realtime.schema import registry
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
@@ -34,9 +36,6 @@ async def relay(
     data: dict,
 ) -> None:
     """Validate an ephemeral event from ``consumer`` and relay it to ``group``."""
-    from realtime.consumers import Message
-    from realtime.notify import publish
-
     group = validate_group_name(group)
     if group not in consumer.subs or group == consumer.personal_group:
         raise exc.PermissionDenied(f"subscribe to {group!r} before sending to it")

@@ -36,7 +36,8 @@ from channels_redis.utils import create_pool, decode_hosts
 from django.core.signals import setting_changed
 
 from realtime import metrics
-from realtime.backends.redis import epoch_ttl
+from realtime.backends import backend_class
+from realtime.backends.redis import APPEND, RedisBackend, epoch_ttl, redis_url
 from realtime.layers import HUB_CHANNEL, get_layer, is_hub_rule
 from realtime.settings import realtime_settings
 
@@ -107,8 +108,6 @@ def _lua_string(value: str | bytes) -> str:
 
 
 def _script(kind: str, constants: dict[str, Any]) -> str:
-    from realtime.backends.redis import APPEND
-
     # The Redis backend's own APPEND, as a local function whose parameters shadow
     # KEYS and ARGV, so history is defined in one place only.
     lines = [f"local function append(KEYS, ARGV)\n{APPEND}\nend"]
@@ -244,9 +243,6 @@ class FastPath:
     def serves_history(self) -> bool:
         """True if the Redis backend keeps history on this same server."""
         if self._history_ok is None:
-            from realtime.backends import backend_class
-            from realtime.backends.redis import RedisBackend, redis_url
-
             url = redis_url() if backend_class() is RedisBackend else None
             # None: another backend, or history behind Sentinel; the event-loop
             # path handles those.

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from realtime.exceptions import BadEnvelope, PermissionDenied
+from realtime.settings import realtime_settings
 
 # Channels' own rule (channels.layers.BaseChannelLayer.group_name_regex), checked early
 # so users get a clear message instead of a TypeError from deep inside the layer.
@@ -68,16 +69,12 @@ def match_patterns(
 
 def user_group(user_or_pk: Any) -> str:
     """Return the personal group of a user (every connection of that user joins it)."""
-    from realtime.settings import realtime_settings
-
     pk = getattr(user_or_pk, "pk", user_or_pk)
     return realtime_settings.USER_GROUP.format(pk=pk)
 
 
 def is_personal_group(group: str) -> bool:
     """Return True if ``group`` is some user's personal group (USER_GROUP for any pk)."""
-    from realtime.settings import realtime_settings
-
     return GroupPattern(realtime_settings.USER_GROUP).match(group) is not None
 
 

@@ -4,8 +4,9 @@ Plain Channels gives every socket its own layer channel, so one group event beco
 one layer message, one dispatch and one JSON encode per socket. Here each process
 joins each group once (with one channel of its own); an event arrives once per
 process as ready JSON text and is written to every local socket subscribed to it.
-The hub also owns the timers of its connections (heartbeat, auth timeout, presence
-leases), so an idle connection costs no task and no timer of its own.
+The hub also owns the timers of its connections (heartbeat, auth timeout) and runs
+the jobs the services above it register (presence leases, credential re-checks), so
+an idle connection costs no task and no timer of its own.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from realtime import history, metrics
+from realtime import history, metrics, status
 from realtime.backends import get_backend, registry
 from realtime.backends.base import HistoryRead
+from realtime.exceptions import ShuttingDown
 from realtime.layers import (
     get_layer,
     is_process_local,
@@ -34,6 +37,7 @@ from realtime.layers import (
     shard_of,
     unreachable,
 )
+from realtime.schema import registry as events
 from realtime.settings import realtime_settings
 from realtime.wire import text_frame
 
@@ -43,6 +47,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 EVENT = "rt.event"
 PROBE = "realtime-probe"
+
+Job = Callable[["Hub"], Coroutine[Any, Any, None]]
+# Jobs of the services above the hub (presence leases in realtime.presence,
+# credential re-checks in realtime.auth): each registers its own with ``add_job``
+# when imported, so the hub imports none of them. Every hub runs each as a task.
+_jobs: list[Job] = []
+
+
+def add_job(job: Job) -> None:
+    """Run ``job(hub)`` as a task of every hub started from now on."""
+    if job not in _jobs:
+        _jobs.append(job)
 
 
 class Event:
@@ -89,11 +105,9 @@ class Event:
         return self._variants[version]
 
     def _downgrade(self, current: int, version: int) -> str | None:
-        from realtime.schema import registry
-
         frame = orjson.loads(self.text)
         try:
-            target, frame["data"] = registry.downgrade_for(
+            target, frame["data"] = events.downgrade_for(
                 self.type, frame["data"], current, version
             )
         except LookupError as exc:  # NoDowngrade
@@ -151,9 +165,10 @@ class Hub:
             if hasattr(self.layer, "group_expiry"):
                 self._tasks.append(asyncio.create_task(self._refresh_groups()))
         self._tasks.append(asyncio.create_task(self._ticker()))
-        self._tasks.append(asyncio.create_task(self._revalidate()))
         self._tasks.append(asyncio.create_task(self._watch()))
         self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
+        for job in _jobs:
+            self._tasks.append(asyncio.create_task(job(self)))
         self._install_shutdown()
 
     def _install_shutdown(self) -> None:
@@ -186,9 +201,6 @@ class Hub:
         self, signum: int = 0, frame: Any = None, previous: Any = None
     ) -> None:
         """Close every connection with 4503, then hand over to ``previous``."""
-        from realtime import status
-        from realtime.exceptions import ShuttingDown
-
         closing = [
             consumer.close(ShuttingDown(), status.WS_4503_SHUTTING_DOWN)
             for consumer in tuple(self.connections)
@@ -482,13 +494,8 @@ class Hub:
             for consumer in tuple(self.groups.get(group, ())):
                 consumer.check_position(group, *target)
 
-    async def publish_local(self, event: Event) -> None:
-        """Deliver straight to local sockets (no channel layer configured)."""
-        await self.dispatch(event)
-
     async def _ticker(self) -> None:
-        """Heartbeats, auth deadlines and presence leases for every connection."""
-        last_lease = time.monotonic()
+        """Heartbeats and auth deadlines for every connection."""
         while True:
             interval = realtime_settings.HEARTBEAT_INTERVAL
             tick = min(1.0, interval / 4, realtime_settings.AUTH_TIMEOUT / 4)
@@ -499,66 +506,6 @@ class Hub:
                     await consumer.tick(now)
                 except Exception:
                     consumer.log.exception("tick of %s failed", consumer.connection_id)
-            if now - last_lease >= interval:
-                last_lease = now
-                try:
-                    await self._renew_presence()
-                except Exception:
-                    logger.exception("presence lease renewal failed")
-
-    async def _renew_presence(self) -> None:
-        from realtime.presence import leave_events, presence_ttl
-
-        entries = [
-            (group, consumer.connection_id)
-            for consumer in self.connections
-            for group in consumer.presence_groups
-        ]
-        backend = get_backend()
-        await backend.presence_refresh(entries, presence_ttl())
-        for group, member in await backend.presence_sweep():
-            await leave_events(group, member)
-
-    async def _revalidate(self) -> None:
-        """Close, with 4401, connections of users deactivated or deleted, whose DRF
-        token was deleted, or whose Django session ended (logout, expiry, password
-        change), since they connected: a few queries per process per
-        REVALIDATE_INTERVAL, not one per socket."""
-        from realtime import status
-        from realtime.auth import ended_sessions, revoked_tokens, revoked_users
-        from realtime.exceptions import NotAuthenticated
-
-        while True:
-            interval = realtime_settings.REVALIDATE_INTERVAL
-            await asyncio.sleep(interval or 60)
-            if not interval:
-                continue
-            signed_in = [c for c in self.connections if c.user.is_authenticated]
-            if not signed_in:
-                continue
-            tokens = {c.token_key for c in signed_in if c.token_key is not None}
-            sessions = {
-                c.session_key: c.user.pk for c in signed_in if c.session_key is not None
-            }
-            try:
-                revoked = await revoked_users({c.user.pk for c in signed_in})
-                gone = await revoked_tokens(tokens)
-                ended = await ended_sessions(sessions)
-            except Exception:
-                logger.exception("re-checking users failed")
-                continue
-            for consumer in signed_in:
-                if consumer not in self.connections:
-                    continue  # left while the queries ran
-                if (
-                    consumer.user.pk in revoked
-                    or consumer.token_key in gone
-                    or consumer.session_key in ended
-                ):
-                    await consumer.close(
-                        NotAuthenticated("your credentials were revoked"),
-                        status.WS_4401_NOT_AUTHENTICATED,
-                    )
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (

@@ -26,6 +26,8 @@ from django.http import (
 )
 
 from realtime.exceptions import ERROR_CODES
+from realtime.schema import registry
+from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
     from realtime.consumers import RealtimeConsumer
@@ -159,8 +161,6 @@ def type_label(type_: str) -> str:
     """A bounded label for an event type: registered, rt.*, else "other"."""
     label = _type_labels.get(type_)
     if label is None:
-        from realtime.schema import registry
-
         if type_ in PROTOCOL_TYPES or type_ in registry:
             label = type_
             _type_labels[type_] = label  # bounded: only known types are cached
@@ -320,8 +320,6 @@ PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 def allowed(request: HttpRequest) -> bool:
     """Return True if ``request`` may read the metrics (see METRICS_* settings)."""
-    from realtime.settings import realtime_settings
-
     token = realtime_settings.METRICS_TOKEN
     if token:
         offered = request.headers.get("Authorization", "")
@@ -341,8 +339,6 @@ def allowed(request: HttpRequest) -> bool:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET realtime/metrics/``: the Prometheus text format, when allowed."""
-    from realtime.settings import realtime_settings
-
     if not realtime_settings.METRICS_ENABLED:
         raise Http404("metrics are disabled (REALTIME['METRICS_ENABLED'])")
     if not allowed(request):

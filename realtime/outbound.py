@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from realtime import exceptions as exc
 from realtime import metrics, status, wire
+from realtime.encoding import dumps
 from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ class OutboundMixin:
     _direct: wire.DirectWriter | bool | None = False
 
     async def _send_frame(self, frame: dict) -> None:
-        from realtime.notify import dumps
-
         metrics.frame_out(frame["type"])
         await self._send_text(dumps(frame).decode())
 
@@ -112,7 +111,11 @@ class OutboundMixin:
         # A group event's frame, built once per process: on daphne it goes straight
         # to the transport (realtime.wire).
         if self._direct is False:
-            self._direct = wire.direct_writer(self.base_send)
+            self._direct = (
+                wire.direct_writer(self.base_send)
+                if realtime_settings.DIRECT_WRITES
+                else None
+            )
         direct = self._direct
         return callable(direct) and direct(frame)
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 
 if TYPE_CHECKING:
-    from realtime.consumers import Message, RealtimeConsumer
+    from realtime.consumers import RealtimeConsumer
+    from realtime.envelope import Message
 
 
 class BasePermission:

@@ -7,17 +7,25 @@ average: toggling a subscription cannot flood a room with join/leave events.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from realtime.auth import user_summary
 from realtime.backends import get_backend
 from realtime.exceptions import RateLimited
 from realtime.groups import is_personal_group
+from realtime.hub import Hub, add_job
+from realtime.publishing import publish, run_sync
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
 
 if TYPE_CHECKING:
     from realtime.consumers import RealtimeConsumer
+
+logger = logging.getLogger(__name__)
 
 
 def presence_ttl() -> float:
@@ -32,8 +40,6 @@ def tracks_presence(group: str) -> bool:
 
 
 def member_of(consumer: RealtimeConsumer) -> dict[str, Any] | None:
-    from realtime.auth import user_summary
-
     summary = user_summary(consumer.user)
     if summary is not None:
         # Meta first: the id and username a client relies on cannot be overridden.
@@ -71,8 +77,6 @@ def check_churn(consumer: RealtimeConsumer, group: str) -> None:
 
 
 async def join(consumer: RealtimeConsumer, group: str) -> None:
-    from realtime.notify import publish
-
     member = member_of(consumer)
     first = await get_backend().presence_join(
         group, consumer.connection_id, user_key(consumer), member, presence_ttl()
@@ -88,8 +92,6 @@ async def leave(consumer: RealtimeConsumer, group: str) -> None:
 
 
 async def leave_events(group: str, member: dict) -> None:
-    from realtime.notify import publish
-
     await publish(group, "rt.presence.leave", member, history=False)
 
 
@@ -111,6 +113,37 @@ async def amembers(group: str) -> list[dict[str, Any]]:
 
 def members(group: str) -> list[dict[str, Any]]:
     """The users present in ``group``, across every process (for views)."""
-    from realtime.notify import run_sync
-
     return run_sync(amembers(group))
+
+
+async def renew_leases(hub: Hub) -> None:
+    """Every HEARTBEAT_INTERVAL, renew the leases of ``hub``'s connections and
+    announce the members whose lease ran out (their process died)."""
+    last_lease = time.monotonic()
+    while True:
+        # The hub's tick: a shorter interval set at run time applies within a second.
+        interval = realtime_settings.HEARTBEAT_INTERVAL
+        await asyncio.sleep(min(1.0, interval / 4, realtime_settings.AUTH_TIMEOUT / 4))
+        now = time.monotonic()
+        if now - last_lease < interval:
+            continue
+        last_lease = now
+        try:
+            await _renew(hub)
+        except Exception:
+            logger.exception("presence lease renewal failed")
+
+
+async def _renew(hub: Hub) -> None:
+    entries = [
+        (group, consumer.connection_id)
+        for consumer in hub.connections
+        for group in consumer.presence_groups
+    ]
+    backend = get_backend()
+    await backend.presence_refresh(entries, presence_ttl())
+    for group, member in await backend.presence_sweep():
+        await leave_events(group, member)
+
+
+add_job(renew_leases)

@@ -89,6 +89,9 @@ DEFAULTS: dict[str, Any] = {
     # before the layer drops them (its own default, 100, is reached by a loop of
     # notify() calls in milliseconds).
     "HUB_CAPACITY": 10_000,
+    # Group events written as ready-made frames to daphne's and uvicorn's sockets
+    # (realtime.wire); False: every frame goes through the server's ASGI send.
+    "DIRECT_WRITES": True,
     # Seconds between checks that each history group's position on this process
     # matches the backend's (a gap nothing revealed is repaired from history), and
     # between checks that the layer's Redis servers have not restarted. 0: off.
@@ -305,9 +308,6 @@ realtime_settings = RealtimeSettings()
 def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting in ("REALTIME", "CHANNEL_LAYERS", "DEBUG", "ALLOWED_HOSTS"):
         realtime_settings.reload()
-        from realtime import backends
-
-        backends.reset()
 
 
 setting_changed.connect(_reload)

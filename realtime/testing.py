@@ -8,13 +8,14 @@ import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
-from importlib import import_module
 from typing import Any, SupportsIndex
 
 import orjson
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
+from realtime import publishing
+from realtime.encoding import _default as _json_default
 from realtime.settings import realtime_settings
 
 # -- capture_notifications() ----------------------------------------------------------
@@ -160,6 +161,9 @@ def _record(message: dict) -> None:
         )
 
 
+publishing.observers.append(_record)
+
+
 def _probing_send_sync(
     group: str, type: str, data: Any, *, v: int | None, history: bool
 ) -> int | None:
@@ -199,26 +203,18 @@ def _capturing_on_commit(send: Callable[[], Any], on_commit: bool | None) -> Non
     transaction.on_commit(deferred.runner)
 
 
-def _json_default(value: Any) -> Any:
-    from realtime.notify import _default
-
-    return _default(value)
-
-
 def _install() -> None:
     # notify() and broadcast_model() look both names up on the module when they run.
-    module = import_module("realtime.notify")
     if "send_sync" not in _originals:
-        _originals["send_sync"] = module.send_sync
-        _originals["_maybe_on_commit"] = module._maybe_on_commit
-    module.send_sync = _probing_send_sync  # type: ignore[attr-defined]
-    module._maybe_on_commit = _capturing_on_commit  # type: ignore[attr-defined]
+        _originals["send_sync"] = publishing.send_sync
+        _originals["_maybe_on_commit"] = publishing._maybe_on_commit
+    publishing.send_sync = _probing_send_sync  # type: ignore[assignment]
+    publishing._maybe_on_commit = _capturing_on_commit  # type: ignore[assignment]
 
 
 def _uninstall() -> None:
-    module = import_module("realtime.notify")
-    module.send_sync = _originals["send_sync"]  # type: ignore[attr-defined]
-    module._maybe_on_commit = _originals["_maybe_on_commit"]  # type: ignore[attr-defined]
+    publishing.send_sync = _originals["send_sync"]  # type: ignore[assignment]
+    publishing._maybe_on_commit = _originals["_maybe_on_commit"]  # type: ignore[assignment]
 
 
 @contextlib.contextmanager

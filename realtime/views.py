@@ -9,6 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from realtime.auth import issue_ticket
+from realtime.backends import get_backend
+from realtime.publishing import run_sync
 from realtime.settings import realtime_settings
 
 
@@ -47,8 +49,6 @@ def _credential(request: Request) -> dict[str, str]:
 async def _probe() -> dict[str, str]:
     from channels.layers import get_channel_layer
 
-    from realtime.backends import get_backend
-
     checks = {}
     await get_backend().position("rt-health")  # one read: the backend answers
     checks["backend"] = "ok"
@@ -62,8 +62,6 @@ async def _probe() -> dict[str, str]:
 
 def health(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 when the backend and channel layer answer, else 503."""
-    from realtime.notify import run_sync
-
     try:
         checks = run_sync(_probe(), timeout=2.0)
     except Exception as error:

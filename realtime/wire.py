@@ -9,7 +9,8 @@ for every socket (servers do not mask), so the hub builds it once per event and 
 it to each connection's transport, only while the server itself would write exactly
 those bytes there: the connection is open, uncompressed, has nothing queued, and the
 frame needs no fragmenting. Every other case (other servers or protocol versions,
-compression, flow control) uses the ASGI send.
+compression, flow control) uses the ASGI send, and so does every frame when
+REALTIME["DIRECT_WRITES"] is False.
 
 Frames are held until the end of the event-loop turn and each socket's are written at
 once. Handed to Twisted one by one, every burst cost each socket a writer
@@ -25,8 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def text_frame(text: str) -> bytes:
@@ -212,7 +216,12 @@ _dirty: dict[asyncio.AbstractEventLoop, list[DirectWriter]] = {}
 
 def _flush_turn(loop: asyncio.AbstractEventLoop) -> None:
     for writer in _dirty.pop(loop, ()):
-        writer.flush()
+        try:
+            writer.flush()
+        except Exception:
+            # One broken socket must not keep the frames of the writers after it
+            # held (they would wait for their own socket's next ASGI send).
+            logger.exception("writing frames to a connection failed")
 
 
 @functools.cache

@@ -19,7 +19,7 @@ import realtime
 from realtime import backends
 from realtime.backends.memory import _Log
 from realtime.hub import Event, get_hub
-from realtime.notify import _frame_parts, _message
+from realtime.publishing import _frame_parts, _message
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
 

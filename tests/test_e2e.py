@@ -164,7 +164,12 @@ async def test_expired_and_forged_tickets_are_refused(servers, users):
 
 async def test_ticket_endpoint_requires_authentication(servers):
     response = httpx.post(f"http://127.0.0.1:{servers[0].port}/realtime/ticket/")
-    assert response.status_code in (401, 403)
+    # 403, not 401: DRF answers 401 only when the first authentication class names a
+    # WWW-Authenticate scheme, and SessionAuthentication comes first here.
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Authentication credentials were not provided."
+    }
 
 
 async def test_session_cookie_authenticates(servers, e2e_db):

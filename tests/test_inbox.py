@@ -33,9 +33,14 @@ def client_for(user):
 
 def test_api_requires_authentication():
     client = client_for(None)
+    # 403, not 401: SessionAuthentication, first in the test settings, names no
+    # WWW-Authenticate scheme.
+    refused = {"detail": "Authentication credentials were not provided."}
     for name in ("realtime_inbox:list", "realtime_inbox:unread-count"):
-        assert client.get(reverse(name)).status_code in (401, 403)
-    assert client.post(reverse("realtime_inbox:read-all")).status_code in (401, 403)
+        response = client.get(reverse(name))
+        assert (response.status_code, response.json()) == (403, refused)
+    response = client.post(reverse("realtime_inbox:read-all"))
+    assert (response.status_code, response.json()) == (403, refused)
 
 
 def test_list_is_own_newest_first_and_paginated(ann, bob):

@@ -103,13 +103,18 @@ async def test_sync_form_inside_an_event_loop_names_the_async_twin(name):
         getattr(realtime, name)("public.x", "test.note", {"text": "x"})
 
 
-def test_realtime_notify_is_callable_even_after_importing_the_module():
-    # Importing the submodule rebinds ``realtime.notify`` on the package; calling
-    # it must still notify, whichever import happened first.
+def test_realtime_notify_stays_the_function_whatever_is_imported():
+    # No submodule is named ``notify``: importing every module of the package, in a
+    # fresh interpreter, cannot rebind ``realtime.notify``, and calling it notifies.
     code = (
         "import django; django.setup()\n"
-        "import realtime.notify, realtime\n"
+        "import importlib, pkgutil, realtime\n"
+        "for info in pkgutil.walk_packages(realtime.__path__, 'realtime.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "from realtime import notify\n"
+        "from realtime.publishing import notify as implementation\n"
         "from realtime.testing import capture_notifications\n"
+        "assert notify is realtime.notify is implementation, realtime.notify\n"
         "with capture_notifications() as sent:\n"
         "    realtime.notify('public.x', 'test.note', {'text': 'hi'})\n"
         "print(len(sent))\n"

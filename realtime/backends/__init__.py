@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import Any
+
+from django.core.signals import setting_changed
 
 from realtime.backends.base import BaseBackend
+from realtime.backends.memory import MemoryBackend
+from realtime.backends.redis import RedisBackend
+from realtime.settings import channel_layer_config, realtime_settings
 
 _shared: BaseBackend | None = None
 _per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def backend_class() -> type[BaseBackend]:
-    from realtime.settings import channel_layer_config, realtime_settings
-
     if realtime_settings.BACKEND is not None:
         return realtime_settings.BACKEND
     layer = channel_layer_config()
     if "channels_redis" in layer.get("BACKEND", ""):
-        from realtime.backends.redis import RedisBackend
-
         return RedisBackend
-    from realtime.backends.memory import MemoryBackend
-
     return MemoryBackend
 
 
@@ -46,3 +46,12 @@ def reset() -> None:
     global _shared
     _shared = None
     _per_loop.clear()
+
+
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    # Like Channels' layer manager: the backends follow the settings they read.
+    if setting in ("REALTIME", "CHANNEL_LAYERS", "DEBUG", "ALLOWED_HOSTS"):
+        reset()
+
+
+setting_changed.connect(_reset_on_change)

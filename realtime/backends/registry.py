@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from realtime.backends import get_backend
 from realtime.settings import realtime_settings
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ def process_info(hub: Hub) -> dict[str, Any]:
 
 async def heartbeat(hub: Hub) -> None:
     """Register this process until the hub stops (runs as one of its tasks)."""
-    from realtime.backends import get_backend
-
     try:
         while True:
             interval = realtime_settings.PROCESS_HEARTBEAT

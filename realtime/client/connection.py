@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from realtime import status
 from realtime.client.errors import ClientClosed, ClientError, RecoveryFailed
 from realtime.client.events import _END, Event, Subscription
+from realtime.client.sync import SyncClient
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
-
-    from realtime.client.sync import SyncClient
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +192,7 @@ class RealtimeClient:
     def sync(cls, url: str, **options: Any) -> SyncClient:
         """A blocking client for scripts: ``with RealtimeClient.sync(url) as c:``
         (its own event loop runs in a thread)."""
-        from realtime.client.sync import SyncClient
-
-        return SyncClient(url, **options)
+        return SyncClient(url, client_class=cls, **options)
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from realtime.client.connection import RealtimeClient
 from realtime.client.events import Event, Subscription
+
+if TYPE_CHECKING:
+    from realtime.client.connection import RealtimeClient
 
 T = TypeVar("T")
 _DONE = object()
@@ -21,13 +23,15 @@ _DONE = object()
 class SyncClient:
     """Blocking ``connect``/``subscribe``/``request``/``send``/``close``."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(
+        self, url: str, *, client_class: type[RealtimeClient], **options: Any
+    ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="realtime-client", daemon=True
         )
         self._thread.start()
-        self.client = RealtimeClient(url, **options)
+        self.client = client_class(url, **options)
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

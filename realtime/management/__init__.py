@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
+from realtime.exceptions import BadEnvelope
+from realtime.groups import validate_group_name
+
 
 def group_argument(value: str) -> str:
     """Return ``value`` if it is a valid group name, else raise CommandError."""
-    from realtime.exceptions import BadEnvelope
-    from realtime.groups import validate_group_name
-
     try:
         return validate_group_name(value)
     except BadEnvelope as error:

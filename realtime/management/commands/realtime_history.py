@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from realtime.backends import get_backend
 from realtime.management import group_argument
 
 
@@ -49,8 +50,6 @@ class Command(BaseCommand):
 
 
 async def _read(group: str, since: int) -> Any:
-    from realtime.backends import get_backend
-
     backend = get_backend()
     try:
         return await backend.since(group, since, None)

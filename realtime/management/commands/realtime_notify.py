@@ -8,6 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.exceptions import RealtimeError
+from realtime.groups import validate_group_name
+from realtime.history import keeps_history
+from realtime.publishing import _uses_process_local_layer, send_sync
+from realtime.schema import registry
 
 
 class Command(BaseCommand):
@@ -23,11 +27,6 @@ class Command(BaseCommand):
         parser.add_argument("--v", type=int, default=None, help="Event version.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from realtime.groups import validate_group_name
-        from realtime.history import keeps_history
-        from realtime.notify import _uses_process_local_layer, send_sync
-        from realtime.schema import registry
-
         try:
             data = json.loads(options["data"])
         except json.JSONDecodeError as error:

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from realtime import presence
+from realtime.backends import get_backend
 from realtime.management import group_argument
 
 
@@ -34,9 +36,6 @@ class Command(BaseCommand):
 
 
 async def _state(group: str) -> dict[str, Any]:
-    from realtime import presence
-    from realtime.backends import get_backend
-
     try:
         return await presence.state(group)
     finally:

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from realtime.exports import asyncapi, jsonschema, typescript
+
 FORMATS = ("jsonschema", "asyncapi", "typescript")
 
 
@@ -47,15 +49,9 @@ class Command(BaseCommand):
 def render(format: str, *, title: str, version: str, address: str) -> str:
     """The export named ``format`` as text."""
     if format == "typescript":
-        from realtime.exports import typescript
-
         return typescript.build()
     if format == "jsonschema":
-        from realtime.exports import jsonschema
-
         document = jsonschema.export()
     else:
-        from realtime.exports import asyncapi
-
         document = asyncapi.build(title=title, version=version, address=address)
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

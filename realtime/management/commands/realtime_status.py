@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from realtime.backends import get_backend
+
 
 class Command(BaseCommand):
     help = (
@@ -33,8 +35,6 @@ class Command(BaseCommand):
 
 async def collect() -> dict[str, Any]:
     """Everything ``realtime_status`` prints, as one dict."""
-    from realtime.backends import get_backend
-
     backend = get_backend()
     try:
         processes = sorted(await backend.processes(), key=lambda p: p["id"])

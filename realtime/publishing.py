@@ -1,4 +1,5 @@
-"""notify(): validate, number (history) and publish an event to a group.
+"""Publishing: ``notify()`` and its twins validate, number (history) and publish an
+event to a group. The package exposes them as ``realtime.notify`` and friends.
 
 The event is encoded to its JSON frame once, here; every process's hub writes that
 text to its local sockets. From sync code on channels-redis, the history append and
@@ -13,52 +14,37 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import sys
 import threading
-import types
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
-import orjson
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.utils.duration import duration_iso_string
-from django.utils.functional import Promise
 
 from realtime import metrics
+from realtime.backends import get_backend
+from realtime.encoding import dumps
 from realtime.exceptions import NotifyFailed, ValidationFailed
+from realtime.fastpath import fast_path
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
+from realtime.hub import dispatch_local, server_loop
 from realtime.layers import get_layer, is_process_local
+from realtime.schema import registry
 from realtime.settings import channel_layer_config, realtime_settings
 
-logger = logging.getLogger(__name__)
+# The name operators filter on (docs/operations.md), kept from the public function.
+logger = logging.getLogger("realtime.notify")
 
-# Kept for compatibility: the bound is now REALTIME["NOTIFY_TIMEOUT"].
-SEND_TIMEOUT = 5.0
-
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-
-
-def _default(value: Any) -> Any:
-    # orjson handles datetime, date, time, UUID and dataclasses itself; the rest
-    # follows DjangoJSONEncoder (and DRF's output) so payloads look the same.
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, timedelta):
-        return duration_iso_string(value)
-    if isinstance(value, Promise):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+# Called with every message published by this process: ``capture_notifications``
+# (realtime.testing) registers one, so publishing does not import the test helpers.
+observers: list[Callable[[dict], None]] = []
 
 
-def dumps(value: Any) -> bytes:
-    """Encode ``value`` as JSON (dates, UUIDs, Decimals, lazy strings included)."""
-    return orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
+def _observe(message: dict) -> None:
+    for observer in observers:
+        observer(message)
 
 
 def prepare(type: str, data: Any, v: int | None) -> tuple[int, dict] | None:
@@ -66,8 +52,6 @@ def prepare(type: str, data: Any, v: int | None) -> tuple[int, dict] | None:
 
     Returns None when the payload is invalid and INVALID_OUTGOING says "log".
     """
-    from realtime.schema import registry
-
     spec = registry.get(type, v)
     try:
         clean = spec.validate(data, outgoing=True)
@@ -142,10 +126,6 @@ async def publish(
 
     ``exclude`` is a connection id that must not receive the event (its sender).
     """
-    from realtime.backends import get_backend
-    from realtime.fastpath import fast_path
-    from realtime.testing import _record
-
     seq = epoch = None
     started = metrics.now()
     sender = fast_path(history=history) if exclude is None else None
@@ -158,7 +138,7 @@ async def publish(
         else:
             text = _frame(group, type, data, v)
             seq = await sender.asend(group, type, v, text=text)
-        _record(_message(group, type, v, seq, text))
+        _observe(_message(group, type, v, seq, text))
         metrics.published(type, started)
         return seq
     if history:
@@ -170,13 +150,11 @@ async def publish(
     message = _message(group, type, v, seq, text, epoch)
     if exclude is not None:
         message["exclude"] = exclude
-    _record(message)
+    _observe(message)
     layer = get_layer()
     if layer is not None and not is_process_local(layer):
         await layer.group_send(group, message)
     else:
-        from realtime.hub import dispatch_local
-
         await dispatch_local(message)
     metrics.published(type, started)
     return seq
@@ -302,6 +280,8 @@ def notify_user(
     version, clean = prepared
     stored = None
     if persist:
+        # Imported here: the inbox is an optional app, whose model can be imported
+        # only when "realtime.inbox" is in INSTALLED_APPS.
         from realtime.inbox.store import store
 
         # Inside atomic() the row commits with the caller's transaction and the push
@@ -323,8 +303,6 @@ async def anotify_user(
     persist: bool = False,
 ) -> Any:
     """Async twin of ``notify_user``."""
-    from channels.db import database_sync_to_async
-
     group = validate_group_name(user_group(user))
     prepared = prepare(type, data, v)
     if prepared is None:
@@ -332,6 +310,7 @@ async def anotify_user(
     version, clean = prepared
     stored = None
     if persist:
+        # Optional app: see notify_user.
         from realtime.inbox.store import store
 
         stored = await database_sync_to_async(store)(user, type, clean, version)
@@ -350,8 +329,6 @@ def send_sync(
     Bounded by REALTIME["NOTIFY_TIMEOUT"]: a dead Redis makes this raise
     ``NotifyFailed`` (or log, per NOTIFY_FAILURE) instead of hanging the request.
     """
-    from realtime.fastpath import fast_path
-
     started = metrics.now()
     try:
         sender = fast_path(history=history)
@@ -367,9 +344,7 @@ def send_sync(
     except _send_errors() as error:
         _failed(group, type, error)
         return None
-    from realtime.testing import _record
-
-    _record(_message(group, type, v, seq, text))
+    _observe(_message(group, type, v, seq, text))
     metrics.published(type, started)
     return seq
 
@@ -406,8 +381,6 @@ def run_sync(coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> An
     loop = None
     if _uses_process_local_layer():
         # The in-memory layer and memory backend live on the server's loop.
-        from realtime.hub import server_loop
-
         loop = server_loop()
     if loop is None:
         loop = _background_loop()
@@ -421,13 +394,3 @@ def run_sync(coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> An
             f"realtime: sending took longer than {timeout}s (is the channel layer "
             "reachable?)"
         ) from None
-
-
-# ``realtime.notify`` is both this module and the function: whichever Python binds
-# last on the package (importing the module rebinds it), calling it must notify.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        return notify(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
