@@ -682,7 +682,7 @@ async def handshake_status(port: int, host: str, origin: str) -> int:
 async def test_same_origin_page_on_an_ipv6_literal_is_accepted(daphne):
     """A page served from http://[::1]:<port> (Host ``[::1]:<port>``, in
     ALLOWED_HOSTS) may open the socket under the default same-origin rule."""
-    server = daphne(ALLOWED_ORIGINS=json.dumps(None))
+    server = daphne(ALLOWED_ORIGINS=None)
     host = f"[::1]:{server.port}"
     assert await handshake_status(server.port, host, f"http://{host}") == 101
     for foreign in (f"http://[::2]:{server.port}", "http://[::1]:1", "null"):
