@@ -29,7 +29,8 @@ FULL = ("3.11", "5.2")  # the combination that runs the whole suite
 # notify() (memory and Redis), checks, the test helpers, packaging. Together they
 # import every module of the package; end-to-end and browser files run once, in FULL.
 SUBSET = [
-    "tests/test_smoke_import.py",
+    "tests/test_public_api.py",
+    "tests/test_continuity.py",
     "tests/test_checks.py",
     "tests/test_first_day.py",
     "tests/test_schema.py",
