@@ -7,6 +7,7 @@ refused with HTTP 403 before anything else runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,12 +15,17 @@ from typing import Any
 from channels.routing import URLRouter
 from django.core.checks import Warning
 
+from realtime.backends.connections import ALTERNATIVE, configured_servers, diagnose
 from realtime.origins import header, normalize_origin, origin_allowed
 from realtime.settings import describe_allowed_origins, realtime_settings
 
 logger = logging.getLogger(__name__)
 # The server's own message limit is looked at once per process, on the first socket.
 _server_checked = False
+# Redis Cluster is refused (docs/decisions.md). The configured Redis servers are asked
+# once per process, on the first socket (not at import: Redis may not be up yet);
+# None until then, else the refusal ("" when there is none).
+_cluster_refusal: str | None = None
 
 
 async def deny(receive: Callable, send: Callable) -> None:
@@ -66,6 +72,31 @@ def check_server_limit(send: Callable) -> None:
         logger.warning("%s", warning)
 
 
+async def cluster_refusal() -> str:
+    """Why this process refuses to serve ("" if it does not): a configured Redis is
+    a Redis Cluster node. Asked once per process; logged at ERROR when found."""
+    global _cluster_refusal
+    if _cluster_refusal is not None:
+        return _cluster_refusal
+    _cluster_refusal = ""  # sockets arriving meanwhile are not held up
+    servers = configured_servers()
+    faults = await asyncio.gather(
+        *(diagnose(host, timeout=1.0) for _, host in servers), return_exceptions=True
+    )
+    clusters = [
+        setting
+        for (setting, _), fault in zip(servers, faults, strict=True)
+        if isinstance(fault, tuple) and fault[0] == "cluster"
+    ]
+    if clusters:
+        _cluster_refusal = (
+            f"{', '.join(clusters)}: a Redis Cluster node (cluster_enabled:1); "
+            f"realtime does not support Redis Cluster. {ALTERNATIVE}"
+        )
+        logger.error("refusing WebSocket connections: %s", _cluster_refusal)
+    return _cluster_refusal
+
+
 class OriginValidator:
     """Refuse WebSocket handshakes whose ``Origin`` is not allowed (HTTP 403).
 
@@ -80,6 +111,8 @@ class OriginValidator:
         if scope["type"] == "websocket":
             if not _server_checked:
                 check_server_limit(send)
+            if await cluster_refusal():
+                return await deny(receive, send)
             origin = header(scope, b"origin")
             if origin is not None and not origin_allowed(origin, scope):
                 # WARNING: a refused page retries, and this line is all it leaves.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import (
     Distribution,
     PackageNotFoundError,
@@ -18,6 +20,12 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
+from realtime.backends.connections import (
+    ALTERNATIVE,
+    configured_servers,
+    describe,
+    diagnose,
+)
 from realtime.consumers import RealtimeConsumer
 from realtime.groups import patterns_overlap
 from realtime.schema import registry
@@ -263,6 +271,67 @@ def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
                         id="realtime.W005",
                     )
                 )
+    return problems
+
+
+@register("realtime", "redis", deploy=True)
+def check_redis_servers(app_configs: Any = None, **kwargs: Any) -> list:
+    """Connect to every configured Redis (``check --deploy``): credentials, TLS,
+    Redis Cluster."""
+    servers = configured_servers()
+    if not servers:
+        return []
+
+    async def diagnose_all() -> list[tuple[str, str]]:
+        return list(await asyncio.gather(*(diagnose(host) for _, host in servers)))
+
+    # A thread of its own: checks may run inside a running event loop.
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, diagnose_all()).result()
+    problems: list = []
+    for (setting, host), (fault, detail) in zip(servers, results, strict=True):
+        where = f"{setting} ({describe(host)})"
+        if fault == "auth":
+            problems.append(
+                Error(
+                    f"{where}: Redis authentication failed: {detail}",
+                    hint="Give the right 'password' (and 'username' for an ACL "
+                    "user) in the host dict, or in the URL "
+                    "(redis://user:password@host:6379/0).",
+                    id="realtime.E009",
+                )
+            )
+        elif fault == "tls":
+            problems.append(
+                Error(
+                    f"{where}: the TLS connection to Redis failed: {detail}",
+                    hint="Use rediss:// (or ssl=True) only for a port Redis serves "
+                    "TLS on (tls-port), and check ssl_ca_certs, ssl_certfile, "
+                    "ssl_keyfile and ssl_cert_reqs.",
+                    id="realtime.E009",
+                )
+            )
+        elif fault == "cluster":
+            problems.append(
+                Error(
+                    f"{where} is a Redis Cluster node ({detail}): realtime does not "
+                    "support Redis Cluster.",
+                    hint=ALTERNATIVE,
+                    id="realtime.E010",
+                )
+            )
+        elif fault == "error":
+            problems.append(
+                Error(f"{where}: Redis refused: {detail}", id="realtime.E009")
+            )
+        elif fault == "unreachable":
+            problems.append(
+                Warning(
+                    f"{where}: could not connect to Redis: {detail}",
+                    hint="Run the deploy check where the servers can reach Redis.",
+                    id="realtime.W008",
+                )
+            )
     return problems
 
 

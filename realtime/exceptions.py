@@ -19,6 +19,8 @@
 
     ImproperlyConfigured (Django)
     └── RealtimeConfigError            bad settings, bad registrations
+        └── RedisClusterUnsupported    a Redis Cluster node where a standalone
+                                       Redis (or Sentinel) is expected
 
 Configuration errors do not inherit from ``RealtimeError`` so that no handler that
 catches client errors can swallow them.
@@ -182,6 +184,10 @@ class SlowConsumer(RealtimeError):
 
 class RealtimeConfigError(ImproperlyConfigured):
     """Bad ``REALTIME`` settings or bad event/handler registrations."""
+
+
+class RedisClusterUnsupported(RealtimeConfigError):
+    """A configured Redis is a Redis Cluster node: shard over standalone servers."""
 
 
 #: Every ``rt.error`` code the server sends (docs/protocol.md), in documented order.

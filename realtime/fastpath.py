@@ -37,7 +37,8 @@ from django.core.signals import setting_changed
 
 from realtime import metrics
 from realtime.backends import backend_class
-from realtime.backends.redis import APPEND, RedisBackend, epoch_ttl, redis_url
+from realtime.backends.connections import backend_host
+from realtime.backends.redis import APPEND, RedisBackend, epoch_ttl
 from realtime.layers import HUB_CHANNEL, get_layer, is_hub_rule
 from realtime.settings import realtime_settings
 
@@ -188,7 +189,7 @@ def _pack(args: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def _server(pool: redis.ConnectionPool) -> tuple:
+def _server(pool: Any) -> tuple:
     kw = pool.connection_kwargs
     return (kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
 
@@ -243,11 +244,13 @@ class FastPath:
     def serves_history(self) -> bool:
         """True if the Redis backend keeps history on this same server."""
         if self._history_ok is None:
-            url = redis_url() if backend_class() is RedisBackend else None
-            # None: another backend, or history behind Sentinel; the event-loop
+            host = backend_host() if backend_class() is RedisBackend else None
+            # None: another backend; and history behind Sentinel: the event-loop
             # path handles those.
-            self._history_ok = url is not None and (
-                _server(redis.ConnectionPool.from_url(url)) == self.server
+            self._history_ok = (
+                host is not None
+                and "master_name" not in host
+                and _server(create_pool(host)) == self.server
             )
         return self._history_ok
 

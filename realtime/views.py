@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from typing import Any
+
+from channels.layers import get_channel_layer
 from django.http import HttpRequest, JsonResponse
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -10,8 +15,9 @@ from rest_framework.views import APIView
 
 from realtime.auth import issue_ticket
 from realtime.backends import get_backend
+from realtime.backends.connections import connect, layer_hosts_setting
 from realtime.publishing import run_sync
-from realtime.settings import realtime_settings
+from realtime.settings import channel_layer_config, realtime_settings
 
 
 class TicketView(APIView):
@@ -46,16 +52,42 @@ def _credential(request: Request) -> dict[str, str]:
     return {}
 
 
-async def _probe() -> dict[str, str]:
-    from channels.layers import get_channel_layer
+#: The group whose position the readiness probe reads (it writes nothing).
+HEALTH_GROUP = "rt-health"
 
+# The probe's Redis clients, one per layer host, kept for the life of the process
+# (per event loop, which for the probe is run_sync's long-lived one): a probe opens
+# no channel, subscription or connection that outlives it.
+_probe_clients: weakref.WeakKeyDictionary[Any, tuple[list, list]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _layer_clients() -> list[Any]:
+    loop = asyncio.get_running_loop()
+    hosts = layer_hosts_setting()
+    cached = _probe_clients.get(loop)
+    if cached is not None and cached[0] == hosts:
+        return cached[1]
+    if cached is not None:
+        for client in cached[1]:
+            await client.aclose()
+    clients = [connect(host) for host in hosts]
+    _probe_clients[loop] = (hosts, clients)
+    return clients
+
+
+async def _probe() -> dict[str, str]:
     checks = {}
-    await get_backend().position("rt-health")  # one read: the backend answers
+    await get_backend().positions([HEALTH_GROUP])  # one read: the backend answers
     checks["backend"] = "ok"
     layer = get_channel_layer(realtime_settings.CHANNEL_LAYER)
     if layer is not None:
-        # A send to a throwaway channel exercises the layer's Redis connection.
-        await layer.send(await layer.new_channel(), {"type": "rt.health"})
+        if "channels_redis" in channel_layer_config().get("BACKEND", ""):
+            # Each of the layer's Redis servers answers, with the layer's own
+            # credentials and TLS options.
+            for client in await _layer_clients():
+                await client.ping()
         checks["channel_layer"] = "ok"
     return checks
 

@@ -96,8 +96,9 @@ async def _fresh_realtime_state():
 class RedisServer:
     """A redis-server of the test's own on a free port (so tests may stop it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: Sequence[str] = ()) -> None:
         self.port = free_port()
+        self.args = list(args)  # extra redis-server options (--requirepass ...)
         self.dir = tempfile.mkdtemp(prefix="rt-redis-")
         self.proc: subprocess.Popen | None = None
 
@@ -124,6 +125,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self.dir,
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -1,11 +1,14 @@
 """The readiness endpoint over a real daphne process, with Redis up and down."""
 
+import asyncio
 import time
 
 import httpx
 import pytest
+import redis
 
 from tests.conftest import RedisServer
+from tests.wsclient import Client
 
 pytestmark = [pytest.mark.e2e]
 
@@ -42,3 +45,56 @@ def test_health_on_the_embedded_default(daphne):
         "backend": "ok",
         "channel_layer": "ok",
     }
+
+
+CORE = "channels_redis.core.RedisChannelLayer"
+PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
+SIZES = {
+    b"zset": "zcard",
+    b"list": "llen",
+    b"hash": "hlen",
+    b"set": "scard",
+    b"string": "strlen",
+}
+
+
+def footprint(store: redis.Redis) -> dict[str, int]:
+    """What a probe could leave behind on Redis: keys, their elements, pub/sub
+    channels and subscriptions, client connections."""
+    keys = store.keys("*")
+    channels = store.pubsub_channels()
+    return {
+        "keys": len(keys),
+        "elements": sum(
+            getattr(store, SIZES[store.type(key)])(key)
+            for key in keys
+            if not key.startswith(b"rt:proc:")  # the heartbeat's JSON changes size
+        ),
+        "channels": len(channels),
+        "subscriptions": sum(n for _, n in store.pubsub_numsub(*channels))
+        if channels
+        else 0,
+        "connections": len(store.client_list()) - 1,  # not this one
+    }
+
+
+@pytest.mark.parametrize("layer", [CORE, PUBSUB])
+async def test_probes_leave_nothing_behind(daphne, layer):
+    redis_server = RedisServer()
+    redis_server.start()
+    store = redis.Redis(port=redis_server.port)
+    try:
+        server = daphne(redis_url=redis_server.url, layer=layer)
+        client = await Client.open(f"{server.url}/ws/")  # a running hub, as in use
+        ack = await client.request("rt.subscribe", {"group": "public.probed"})
+        assert ack["type"] == "rt.ack"
+        assert (await asyncio.to_thread(get, server)).status_code == 200
+        after_one = footprint(store)
+        for _ in range(150):  # past channels-redis's channel capacity (100)
+            probe = await asyncio.to_thread(get, server)
+            assert probe.status_code == 200, probe.text
+        assert footprint(store) == after_one
+        await client.close()
+    finally:
+        store.close()
+        redis_server.stop()

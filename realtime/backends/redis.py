@@ -11,10 +11,10 @@ import uuid
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from realtime.backends.base import BaseBackend, HistoryRead, PresenceState
-from realtime.settings import channel_layer_config, realtime_settings
+from realtime.backends.connections import backend_host, connect, describe
+from realtime.settings import realtime_settings
 
 # KEYS: log, meta. ARGV: prefix, suffix, now_ms, size, ttl_s, new_epoch, meta_ttl_s.
 # The log is a list of "<ms>|<frame>" kept for ttl; meta holds seq and epoch and
@@ -107,19 +107,17 @@ class RedisBackend(BaseBackend):
 
     redis: Any  # redis.asyncio.Redis; its stubs type commands as sync-or-async
 
-    def __init__(self, url: str | None = None) -> None:
-        url = url or redis_url()
-        if url is not None:
-            self.url = url
-            self.redis = Redis.from_url(url, socket_timeout=None)
-        else:
-            # A Sentinel entry of the channel layer: channels-redis builds the pool,
-            # so history and presence follow the same master through a failover.
-            from channels_redis.utils import create_pool
-
-            host = layer_host()
-            self.url = f"sentinel:{host.get('master_name')}"
-            self.redis = Redis(connection_pool=create_pool(host))
+    def __init__(self, host: dict[str, Any] | str | None = None) -> None:
+        # Any host form channels-redis accepts (a URL, an address or host/port dict
+        # with password, username or ssl_* options, a Sentinel entry), connected the
+        # way channels-redis connects it: behind Sentinel, history and presence
+        # follow the same master through a failover.
+        if host is None:
+            host = backend_host()
+        elif isinstance(host, str):
+            host = {"address": host}
+        self.url = describe(host)  # without credentials: status() shows it
+        self.redis = connect(host)
         self.prefix = realtime_settings.KEY_PREFIX
         self._append = self.redis.register_script(APPEND)
         self._since = self.redis.register_script(SINCE)
@@ -313,24 +311,3 @@ def epoch_ttl() -> int:
     return max(
         int(realtime_settings.HISTORY_EPOCH_TTL), int(realtime_settings.HISTORY_TTL)
     )
-
-
-def layer_host() -> dict[str, Any]:
-    """The first host of the channels-redis layer, as channels-redis decodes it."""
-    from channels_redis.utils import decode_hosts
-
-    layer = channel_layer_config()
-    hosts = layer.get("CONFIG", {}).get("hosts") or [("127.0.0.1", 6379)]
-    return decode_hosts(hosts)[0]
-
-
-def redis_url() -> str | None:
-    """REALTIME["REDIS_URL"], else the layer's first host; None for a Sentinel host."""
-    if realtime_settings.REDIS_URL:
-        return realtime_settings.REDIS_URL
-    host = layer_host()
-    if "master_name" in host:
-        return None
-    if "address" in host:
-        return host["address"]
-    return f"redis://{host.get('host', '127.0.0.1')}:{host.get('port', 6379)}/{host.get('db', 0)}"
