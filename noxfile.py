@@ -53,6 +53,7 @@ SUBSET_DEPS = [
     "pytest>=8",
     "pytest-django>=4.8",
     "pytest-asyncio>=0.24",
+    "pytest-timeout>=2.3",
     "websockets>=13",
     "jsonschema>=4.18",
     "hypothesis>=6.100",

@@ -137,6 +137,14 @@ async def test_ticket_connect_request_subscribe(daphne, e2e_users, open_page):
     assert await page.evaluate("() => rt.track('bob', 'room.secret')") == {
         "error": "forbidden"
     }
+    # A permanent refusal ends the subscription: no retry within three times the
+    # first backoff's upper bound (reconnectDelay, 500 ms, with full jitter).
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    with pytest.raises(PlaywrightTimeout):
+        await page.wait_for_function(
+            "() => rt.clients.bob.rec.retries.length > 0", timeout=1500
+        )
 
 
 async def test_subscribe_retried_after_server_error(daphne, open_page):
