@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -144,6 +145,25 @@ class RedisServer:
         client = redis.Redis.from_url(self.url)
         client.flushall()
         client.close()
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of this test alone: it may stop, restart or flush it."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def loop():
+    """A private event loop for sync tests that drive WebSocket clients and call the
+    sync ``notify()`` like a view would."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
 
 
 @pytest.fixture(scope="session")

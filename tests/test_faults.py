@@ -20,27 +20,11 @@ import realtime
 from realtime import backends
 from realtime.exceptions import NotifyFailed, Unavailable
 from realtime.settings import realtime_settings
-from tests.conftest import RedisServer
 from tests.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 OUTAGE = 3.0  # seconds Redis stays down
-
-
-@pytest.fixture
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

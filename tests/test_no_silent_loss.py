@@ -28,21 +28,6 @@ CORE = "channels_redis.core.RedisChannelLayer"
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
 
 
-@pytest.fixture
-def loop():
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 def publish_through(settings, layer: str, *hosts: str, **realtime: object) -> None:
     """Make this test process's notify() publish like the servers' processes."""
     settings.CHANNEL_LAYERS = {
