@@ -12,7 +12,7 @@ import base64
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -24,13 +24,11 @@ from django.utils.crypto import salted_hmac
 
 from realtime import status
 from realtime.backends import get_backend
+from realtime.connection import Connection
 from realtime.exceptions import NotAuthenticated
 from realtime.hub import Hub, add_job
 from realtime.origins import header, origin_allowed
 from realtime.settings import realtime_settings
-
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
 
 logger = logging.getLogger(__name__)
 TICKET_SALT = "realtime.ticket"
@@ -44,7 +42,7 @@ def query_param(scope: dict, name: str) -> str | None:
 class BaseAuthenticator:
     """Finds a user from the handshake."""
 
-    async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Any | None:
         """Return a user, None when no credentials were offered, or raise
         NotAuthenticated when the offered credentials are bad."""
         raise NotImplementedError
@@ -58,7 +56,7 @@ class SessionAuthenticator(BaseAuthenticator):
     ``websocket_app`` still never rides a cookie sent by a foreign page.
     """
 
-    async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Any | None:
         scope = consumer.scope
         raw = header(scope, b"cookie")
         if not raw:
@@ -203,7 +201,7 @@ def _fernet_key(secret: str) -> bytes:
     return base64.urlsafe_b64encode(digest)
 
 
-async def redeem_ticket(ticket: str, consumer: RealtimeConsumer | None = None) -> Any:
+async def redeem_ticket(ticket: str, consumer: Connection | None = None) -> Any:
     """Return the ticket's user, or raise NotAuthenticated (expired, forged, reused,
     or its credential revoked). ``consumer`` is bound to that credential."""
     ttl = realtime_settings.TICKET_TTL
@@ -282,7 +280,7 @@ def revoked_tokens(keys: set) -> set:
 class TicketAuthenticator(BaseAuthenticator):
     """``?ticket=...`` from the ticket endpoint (``realtime:ticket``)."""
 
-    async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Any | None:
         ticket = query_param(consumer.scope, "ticket")
         if not ticket:
             return None
@@ -308,7 +306,7 @@ def header_authentication_classes() -> list[type]:
     return classes
 
 
-def _remember_token(consumer: RealtimeConsumer | None, auth: Any) -> None:
+def _remember_token(consumer: Connection | None, auth: Any) -> None:
     # A DRF authtoken's key, so the hub can close the socket once the token is
     # deleted (revoked); other credentials carry nothing to re-check.
     if consumer is None or "rest_framework.authtoken" not in settings.INSTALLED_APPS:
@@ -343,7 +341,7 @@ def _drf_authenticate(headers: dict[str, str]) -> tuple[Any, Any] | None:
 class HeaderAuthenticator(BaseAuthenticator):
     """``Authorization`` header through DRF authentication classes (non-browser clients)."""
 
-    async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Any | None:
         value = header(consumer.scope, b"authorization")
         if not value:
             return None
@@ -361,11 +359,11 @@ class FirstMessageAuthenticator(BaseAuthenticator):
     ``Authorization: <keyword> <token>`` header (``Token`` for DRF's authtoken).
     """
 
-    async def authenticate(self, consumer: RealtimeConsumer) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Any | None:
         return None  # nothing at the handshake; see authenticate_token
 
     async def authenticate_token(
-        self, token: Any, consumer: RealtimeConsumer | None = None
+        self, token: Any, consumer: Connection | None = None
     ) -> Any:
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise NotAuthenticated("rt.auth needs data.token, a non-empty string")

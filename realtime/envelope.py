@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from realtime import exceptions as exc
+from realtime.connection import Connection
 from realtime.settings import realtime_settings
-
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
 
 
 class Message:
@@ -20,7 +18,7 @@ class Message:
     __slots__ = ("consumer", "data", "id", "type", "v")
 
     def __init__(
-        self, type: str, v: int, id: str | None, data: dict, consumer: RealtimeConsumer
+        self, type: str, v: int, id: str | None, data: dict, consumer: Connection
     ) -> None:
         self.type, self.v, self.id, self.data, self.consumer = (
             type,

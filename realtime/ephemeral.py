@@ -11,10 +11,12 @@ into the frame budget.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import weakref
+from typing import Any
 
 from realtime import exceptions as exc
 from realtime.auth import user_summary
+from realtime.connection import Connection
 from realtime.envelope import Message
 from realtime.groups import validate_group_name
 from realtime.permissions import call_check
@@ -23,12 +25,14 @@ from realtime.schema import registry
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
 
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
+# Each connection's bucket for ephemeral events, gone with the connection.
+_buckets: weakref.WeakKeyDictionary[Connection, TokenBucket] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def relay(
-    consumer: RealtimeConsumer,
+    consumer: Connection,
     type_: str,
     v: int | None,
     frame_id: str | None,
@@ -48,9 +52,9 @@ async def relay(
         permission = permission_class()
         if not await call_check(permission.has_message_permission, consumer, message):
             raise exc.PermissionDenied(permission.message)
-    bucket = consumer.__dict__.get("_ephemeral_bucket")
+    bucket = _buckets.get(consumer)
     if bucket is None:
-        bucket = consumer._ephemeral_bucket = TokenBucket(
+        bucket = _buckets[consumer] = TokenBucket(
             realtime_settings.EPHEMERAL_RATE, realtime_settings.EPHEMERAL_BURST
         )
     if not bucket.allow():

@@ -20,14 +20,14 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import orjson
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from realtime import history, metrics, status
 from realtime.backends import get_backend, registry
 from realtime.backends.base import HistoryRead
+from realtime.connection import Connection
 from realtime.exceptions import ShuttingDown
 from realtime.layers import (
     get_layer,
@@ -37,12 +37,8 @@ from realtime.layers import (
     shard_of,
     unreachable,
 )
-from realtime.schema import registry as events
+from realtime.live import Event
 from realtime.settings import realtime_settings
-from realtime.wire import text_frame
-
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
 
 logger = logging.getLogger(__name__)
 EVENT = "rt.event"
@@ -61,64 +57,6 @@ def add_job(job: Job) -> None:
         _jobs.append(job)
 
 
-class Event:
-    """One event as the hub received it; variants for older clients are cached."""
-
-    __slots__ = (
-        "_variants",
-        "arrival",
-        "epoch",
-        "exclude",
-        "frame",
-        "group",
-        "message",
-        "seq",
-        "text",
-        "type",
-        "v",
-    )
-
-    def __init__(self, message: dict[str, Any]) -> None:
-        self.group: str = message["group"]
-        self.type: str = message["event"]
-        self.v: int | None = message.get("v")
-        self.seq: int | None = message.get("seq")
-        self.epoch: str | None = message.get("epoch")
-        self.text: str = message["text"]
-        # Order of arrival at this process's hub (see Hub.read_since).
-        self.arrival = 0
-        # The ASGI message every local socket is sent (servers do not mutate it).
-        self.message = {"type": "websocket.send", "text": self.text}
-        self.frame = text_frame(self.text)  # the same on every daphne socket
-        # The sender of an ephemeral client event does not get its own echo.
-        self.exclude: str | None = message.get("exclude")
-        self._variants: dict[int, str | None] | None = None
-
-    def text_for(self, version: int | None) -> str | None:
-        """The frame for a client that understands ``version`` (None: skip)."""
-        if version is None or self.v is None or version >= self.v:
-            return self.text
-        if self._variants is None:
-            self._variants = {}
-        if version not in self._variants:
-            self._variants[version] = self._downgrade(self.v, version)
-        return self._variants[version]
-
-    def _downgrade(self, current: int, version: int) -> str | None:
-        frame = orjson.loads(self.text)
-        try:
-            target, frame["data"] = events.downgrade_for(
-                self.type, frame["data"], current, version
-            )
-        except LookupError as exc:  # NoDowngrade
-            logger.warning(
-                "not sent to a v%s client of %s: %s", version, self.type, exc
-            )
-            return None
-        frame["v"] = target
-        return orjson.dumps(frame).decode()
-
-
 class Hub:
     """Group membership and fan-out for every connection on one event loop."""
 
@@ -129,8 +67,8 @@ class Hub:
         self.layer: Any = None if layer is None or is_process_local(layer) else layer
         self.channel: str | None = None
         self.channel_id = ""
-        self.groups: dict[str, set[RealtimeConsumer]] = {}
-        self.connections: set[RealtimeConsumer] = set()
+        self.groups: dict[str, set[Connection]] = {}
+        self.connections: set[Connection] = set()
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._started = False
@@ -233,7 +171,7 @@ class Hub:
             await self._watcher.close()
             self._watcher = None
 
-    async def join(self, group: str, consumer: RealtimeConsumer) -> None:
+    async def join(self, group: str, consumer: Connection) -> None:
         """Deliver ``group``'s events to ``consumer`` from now on."""
         async with self._membership:
             members = self.groups.get(group)
@@ -245,7 +183,7 @@ class Hub:
                 members = self.groups[group] = set()
             members.add(consumer)
 
-    async def leave(self, group: str, consumer: RealtimeConsumer) -> None:
+    async def leave(self, group: str, consumer: Connection) -> None:
         async with self._membership:
             members = self.groups.get(group)
             if members is None:
@@ -385,7 +323,7 @@ class Hub:
 
     async def _read(self, key: tuple[str, int, str | None], read: _Read) -> HistoryRead:
         # Events that reached the hub before this point were published before the
-        # read: what it returns covers them (see RealtimeConsumer._repair).
+        # read: what it returns covers them (see Connection._repair).
         read.issued = self.arrivals
         try:
             return await get_backend().since(*key)

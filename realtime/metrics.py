@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.http import (
     Http404,
@@ -25,12 +25,10 @@ from django.http import (
     HttpResponseForbidden,
 )
 
+from realtime.connection import Connection
 from realtime.exceptions import ERROR_CODES
 from realtime.schema import registry
 from realtime.settings import realtime_settings
-
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
 
 prom: Any
 try:
@@ -185,7 +183,7 @@ def auth_reason(detail: str) -> str:
     return "other"
 
 
-def _consumer_label(consumer: RealtimeConsumer) -> str:
+def _consumer_label(consumer: Connection) -> str:
     cls = type(consumer)
     label = _consumer_labels.get(cls)
     if label is None:
@@ -201,14 +199,14 @@ def _consumer_label(consumer: RealtimeConsumer) -> str:
 # -- instrumentation points (each one line at its call site) --------------------------
 
 
-def connection_opened(consumer: RealtimeConsumer) -> None:
+def connection_opened(consumer: Connection) -> None:
     if enabled:
         label = _consumer_label(consumer)
         CONNECTS.labels(label).inc()
         CONNECTIONS_OPEN.labels(label).inc()
 
 
-def connection_closed(consumer: RealtimeConsumer) -> None:
+def connection_closed(consumer: Connection) -> None:
     if enabled:
         label = _consumer_label(consumer)
         CONNECTIONS_OPEN.labels(label).dec()

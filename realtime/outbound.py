@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Any, cast
 from realtime import exceptions as exc
 from realtime import metrics, status, wire
 from realtime.encoding import dumps
+from realtime.live import Event
 from realtime.settings import realtime_settings
-
-if TYPE_CHECKING:
-    from realtime.hub import Event
 
 
 class OutboundMixin:

@@ -7,13 +7,12 @@ in a thread (``database_sync_to_async``) so they may use the ORM.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from channels.db import database_sync_to_async
 
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
-    from realtime.envelope import Message
+from realtime.connection import Connection
+from realtime.envelope import Message
 
 
 class BasePermission:
@@ -21,33 +20,31 @@ class BasePermission:
 
     message = "You do not have permission to perform this action."
 
-    def has_permission(self, consumer: RealtimeConsumer) -> bool:
+    def has_permission(self, consumer: Connection) -> bool:
         """Return True if the connection may be opened (and, by default, do anything)."""
         return True
 
     def has_subscribe_permission(
-        self, consumer: RealtimeConsumer, group: str, **params: str
+        self, consumer: Connection, group: str, **params: str
     ) -> bool:
         """Return True if the connection may join ``group``; ``params`` come from the
         pattern (``room.{room_id}`` gives ``room_id``)."""
         return self.has_permission(consumer)
 
-    def has_message_permission(
-        self, consumer: RealtimeConsumer, message: Message
-    ) -> bool:
+    def has_message_permission(self, consumer: Connection, message: Message) -> bool:
         """Return True if the connection may send ``message`` to its handler."""
         return self.has_permission(consumer)
 
 
 class AllowAny(BasePermission):
-    async def has_permission(self, consumer: RealtimeConsumer) -> bool:  # type: ignore[override]
+    async def has_permission(self, consumer: Connection) -> bool:  # type: ignore[override]
         return True
 
 
 class IsAuthenticated(BasePermission):
     message = "Authentication required."
 
-    async def has_permission(self, consumer: RealtimeConsumer) -> bool:  # type: ignore[override]
+    async def has_permission(self, consumer: Connection) -> bool:  # type: ignore[override]
         return bool(consumer.user and consumer.user.is_authenticated)
 
     async def has_subscribe_permission(self, consumer, group, **params):  # type: ignore[override]
@@ -60,7 +57,7 @@ class IsAuthenticated(BasePermission):
 class IsStaff(IsAuthenticated):
     message = "Staff only."
 
-    async def has_permission(self, consumer: RealtimeConsumer) -> bool:  # type: ignore[override]
+    async def has_permission(self, consumer: Connection) -> bool:  # type: ignore[override]
         return bool(await super().has_permission(consumer) and consumer.user.is_staff)
 
 

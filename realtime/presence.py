@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from realtime.auth import user_summary
 from realtime.backends import get_backend
+from realtime.connection import Connection
 from realtime.exceptions import RateLimited
 from realtime.groups import is_personal_group
 from realtime.hub import Hub, add_job
@@ -22,10 +24,9 @@ from realtime.publishing import publish, run_sync
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
 
-if TYPE_CHECKING:
-    from realtime.consumers import RealtimeConsumer
-
 logger = logging.getLogger(__name__)
+# Each connection's presence-churn bucket, gone with the connection.
+_churn: weakref.WeakKeyDictionary[Connection, TokenBucket] = weakref.WeakKeyDictionary()
 
 
 def presence_ttl() -> float:
@@ -39,7 +40,7 @@ def tracks_presence(group: str) -> bool:
     return any(fnmatchcase(group, p) for p in realtime_settings.PRESENCE_GROUPS)
 
 
-def member_of(consumer: RealtimeConsumer) -> dict[str, Any] | None:
+def member_of(consumer: Connection) -> dict[str, Any] | None:
     summary = user_summary(consumer.user)
     if summary is not None:
         # Meta first: the id and username a client relies on cannot be overridden.
@@ -47,12 +48,12 @@ def member_of(consumer: RealtimeConsumer) -> dict[str, Any] | None:
     return summary
 
 
-def user_key(consumer: RealtimeConsumer) -> str:
+def user_key(consumer: Connection) -> str:
     user = consumer.user
     return str(user.pk) if user is not None and user.is_authenticated else ""
 
 
-def check_churn(consumer: RealtimeConsumer, group: str) -> None:
+def check_churn(consumer: Connection, group: str) -> None:
     """Raise RateLimited if ``consumer`` leaving ``group``'s presence now would go
     over its budget of presence changes (PRESENCE_CHURN_RATE / _BURST).
 
@@ -63,9 +64,9 @@ def check_churn(consumer: RealtimeConsumer, group: str) -> None:
     sub = consumer.subs.get(group)
     if sub is None or not sub.presence or not consumer.user.is_authenticated:
         return  # anonymous connections are counted, never announced: no events
-    bucket = consumer.__dict__.get("_presence_bucket")
+    bucket = _churn.get(consumer)
     if bucket is None:
-        bucket = consumer._presence_bucket = TokenBucket(
+        bucket = _churn[consumer] = TokenBucket(
             realtime_settings.PRESENCE_CHURN_RATE,
             realtime_settings.PRESENCE_CHURN_BURST,
         )
@@ -76,7 +77,7 @@ def check_churn(consumer: RealtimeConsumer, group: str) -> None:
         )
 
 
-async def join(consumer: RealtimeConsumer, group: str) -> None:
+async def join(consumer: Connection, group: str) -> None:
     member = member_of(consumer)
     first = await get_backend().presence_join(
         group, consumer.connection_id, user_key(consumer), member, presence_ttl()
@@ -85,7 +86,7 @@ async def join(consumer: RealtimeConsumer, group: str) -> None:
         await publish(group, "rt.presence.join", member, history=False)
 
 
-async def leave(consumer: RealtimeConsumer, group: str) -> None:
+async def leave(consumer: Connection, group: str) -> None:
     member = await get_backend().presence_leave(group, consumer.connection_id)
     if member is not None:
         await leave_events(group, member)

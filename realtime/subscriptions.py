@@ -20,21 +20,19 @@ import orjson
 
 from realtime import exceptions as exc
 from realtime import history, metrics, presence
+from realtime.backends.base import HistoryRead
+from realtime.connection import Connection
 from realtime.groups import (
     check_not_personal,
     compile_patterns,
     match_patterns,
     validate_group_name,
 )
-from realtime.hub import Event
 from realtime.layers import unreachable
+from realtime.live import Event
 from realtime.outbound import _background
 from realtime.permissions import call_check
 from realtime.settings import realtime_settings
-
-if TYPE_CHECKING:
-    from realtime.backends.base import HistoryRead
-    from realtime.consumers import RealtimeConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +159,7 @@ class SubscriptionsMixin:
             await self.deliver(event)
         if not sub.presence and presence.tracks_presence(group):
             sub.presence = True
-            await presence.join(cast("RealtimeConsumer", self), group)
+            await presence.join(cast(Connection, self), group)
         if previous is None:
             await self.on_subscribe(group)
 
@@ -362,7 +360,7 @@ class SubscriptionsMixin:
             return
         await self.hub.leave(group, self)
         if sub.presence:
-            await presence.leave(cast("RealtimeConsumer", self), group)
+            await presence.leave(cast(Connection, self), group)
         await self.on_unsubscribe(group)
 
 

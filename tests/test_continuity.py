@@ -18,7 +18,8 @@ from channels.layers import get_channel_layer
 import realtime
 from realtime import backends
 from realtime.backends.memory import _Log
-from realtime.hub import Event, get_hub
+from realtime.hub import get_hub
+from realtime.live import Event
 from realtime.publishing import _frame_parts, _message
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application

@@ -16,13 +16,21 @@ import socket
 import time
 import uuid
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
 
 from realtime.backends import get_backend
 from realtime.settings import realtime_settings
 
-if TYPE_CHECKING:
-    from realtime.hub import Hub
+
+class Served(Protocol):
+    """What a process serves (the hub): its connections and groups."""
+
+    @property
+    def connections(self) -> Collection[Any]: ...
+    @property
+    def groups(self) -> Mapping[str, Collection[Any]]: ...
+
 
 logger = logging.getLogger(__name__)
 MAX_GROUPS = 1000  # per heartbeat: the largest groups, so one key stays small
@@ -30,7 +38,7 @@ PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 STARTED = time.time()
 
 
-def process_info(hub: Hub) -> dict[str, Any]:
+def process_info(hub: Served) -> dict[str, Any]:
     """What this process serves right now."""
     connections = tuple(hub.connections)
     groups = sorted(
@@ -53,7 +61,7 @@ def process_info(hub: Hub) -> dict[str, Any]:
     }
 
 
-async def heartbeat(hub: Hub) -> None:
+async def heartbeat(hub: Served) -> None:
     """Register this process until the hub stops (runs as one of its tasks)."""
     try:
         while True:

@@ -818,6 +818,11 @@ class RealtimeClient:
             channel.retry.cancel()
             channel.retry = None
 
+    def _position(self, group: str) -> tuple[int | None, str | None]:
+        """(last seq, epoch) of ``group``; (None, None) when not subscribed."""
+        channel = self._channels.get(group)
+        return (channel.seq, channel.epoch) if channel else (None, None)
+
     def _remove_subscription(self, sub: Subscription) -> None:
         channel = self._channels.get(sub.group or "")
         if channel is None or sub not in channel.subs:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from realtime.client.errors import ClientError, RecoveryFailed
-
-if TYPE_CHECKING:
-    from realtime.client.connection import RealtimeClient
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,15 @@ _END = _End()
 Item = Event | ClientError | _End
 
 
+class _Owner(Protocol):
+    """What a subscription asks of its client (``RealtimeClient``)."""
+
+    def _position(self, group: str) -> tuple[int | None, str | None]: ...
+    async def presence(self, group: str, *, timeout: float | None = None) -> Any: ...
+    async def typing(self, group: str, data: dict[str, Any] | None = None) -> bool: ...
+    def _remove_subscription(self, sub: Subscription) -> None: ...
+
+
 class Subscription:
     """``async for event in sub`` yields the group's events once and in order.
 
@@ -59,7 +65,7 @@ class Subscription:
     """
 
     def __init__(
-        self, client: RealtimeClient, group: str | None, *, presence: bool = False
+        self, client: _Owner, group: str | None, *, presence: bool = False
     ) -> None:
         self.client = client
         self.group = group
@@ -95,13 +101,11 @@ class Subscription:
     @property
     def seq(self) -> int | None:
         """Last seq received for the group (None before the first ack)."""
-        channel = self.client._channels.get(self.group or "")
-        return channel.seq if channel else None
+        return self.client._position(self.group or "")[0]
 
     @property
     def epoch(self) -> str | None:
-        channel = self.client._channels.get(self.group or "")
-        return channel.epoch if channel else None
+        return self.client._position(self.group or "")[1]
 
     @property
     def pending(self) -> int:

@@ -8,13 +8,45 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Protocol, TypeVar
 
 from realtime.client.events import Event, Subscription
 
-if TYPE_CHECKING:
-    from realtime.client.connection import RealtimeClient
+
+class _AsyncClient(Protocol):
+    """What the blocking face drives (``RealtimeClient``)."""
+
+    @property
+    def user(self) -> dict[str, Any] | None: ...
+    async def connect(self) -> dict[str, Any]: ...
+    async def subscribe(
+        self,
+        group: str,
+        *,
+        since: int | None = None,
+        epoch: str | None = None,
+        presence: bool = False,
+    ) -> Subscription: ...
+    async def request(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        timeout: float | None = None,
+        v: int | None = None,
+    ) -> Any: ...
+    async def send(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        v: int | None = None,
+        group: str | None = None,
+    ) -> bool: ...
+    async def presence(self, group: str, *, timeout: float | None = None) -> Any: ...
+    async def close(self) -> None: ...
+
 
 T = TypeVar("T")
 _DONE = object()
@@ -24,7 +56,7 @@ class SyncClient:
     """Blocking ``connect``/``subscribe``/``request``/``send``/``close``."""
 
     def __init__(
-        self, url: str, *, client_class: type[RealtimeClient], **options: Any
+        self, url: str, *, client_class: Callable[..., _AsyncClient], **options: Any
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
