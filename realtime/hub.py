@@ -395,6 +395,13 @@ class Hub:
         )
         if not await self._delivering(shard):
             logger.warning("channel layer still not delivering; checking anyway")
+        if shard is None and self._watcher is not None:
+            # Every server was just handled: the watcher must not report the same
+            # restart again (a second rt.reset for the same loss).
+            try:
+                await self._watcher.restarted()
+            except unreachable() as error:
+                logger.debug("re-reading run_ids failed: %r", error)
         for group, members in tuple(self.groups.items()):
             if shard is None or shard_of(self.layer, group) == shard:
                 for consumer in tuple(members):

@@ -84,7 +84,11 @@ async def test_probes_leave_nothing_behind(daphne, layer):
     redis_server.start()
     store = redis.Redis(port=redis_server.port)
     try:
-        server = daphne(redis_url=redis_server.url, layer=layer)
+        # No periodic position check: its backend connection, opened on its own
+        # schedule, is not the probe's footprint.
+        server = daphne(
+            redis_url=redis_server.url, layer=layer, POSITION_CHECK_INTERVAL=0
+        )
         client = await Client.open(f"{server.url}/ws/")  # a running hub, as in use
         ack = await client.request("rt.subscribe", {"group": "public.probed"})
         assert ack["type"] == "rt.ack"
