@@ -9,7 +9,6 @@ customer sees their own": ``group=lambda o: ["orders.staff", f"user.{o.customer_
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,18 +17,12 @@ from django.db import models
 from django.db.models.signals import post_delete, post_save
 from rest_framework.serializers import BaseSerializer
 
-from realtime import publishing
 from realtime.exceptions import BadEnvelope, RealtimeConfigError
 from realtime.groups import validate_group_name
-from realtime.history import keeps_history
+from realtime.publishing import refuse_running_loop, send_validated
 from realtime.schema import EventSpec, registry
 
 ACTIONS = ("created", "updated", "deleted")
-
-
-def _send(group: str, type: str, data: Any, *, history: bool) -> None:
-    # Looked up when it runs: capture_notifications() swaps publishing.send_sync.
-    publishing.send_sync(group, type, data, v=1, history=history)
 
 
 #: What ``group`` may be: a group name, or a function of the instance returning one
@@ -89,8 +82,7 @@ def broadcast_model(
         return names
 
     def send(instance: Any, action: str) -> None:
-        # Looked up now, not at registration: capture_notifications() swaps them.
-        publishing._refuse_running_loop("broadcast_model", "anotify")
+        refuse_running_loop("broadcast_model", "anotify")
         targets = groups_of(instance)
         # The representation is taken now, while the row (even a deleted one) is at
         # hand; it is the serializer's own output, so it is not validated again (a
@@ -98,12 +90,7 @@ def broadcast_model(
         data = serializer(instance).data
         type = f"{prefix}.{action}"
         for target in targets:
-            publishing._maybe_on_commit(
-                functools.partial(
-                    _send, target, type, data, history=keeps_history(target)
-                ),
-                on_commit,
-            )
+            send_validated(target, type, data, v=1, on_commit=on_commit)
 
     def saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kw: Any):
         if not raw:  # loaddata: fixtures are not news

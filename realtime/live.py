@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from realtime.frames import EventFrame
 from realtime.schema import registry as events
 from realtime.wire import text_frame
 
@@ -61,15 +62,13 @@ class Event:
         return self._variants[version]
 
     def _downgrade(self, current: int, version: int) -> str | None:
-        frame = orjson.loads(self.text)
         try:
-            target, frame["data"] = events.downgrade_for(
-                self.type, frame["data"], current, version
+            target, data = events.downgrade_for(
+                self.type, orjson.loads(self.text)["data"], current, version
             )
         except LookupError as exc:  # NoDowngrade
             logger.warning(
                 "not sent to a v%s client of %s: %s", version, self.type, exc
             )
             return None
-        frame["v"] = target
-        return orjson.dumps(frame).decode()
+        return EventFrame(self.group, self.type, data, target).text(self.seq)

@@ -16,11 +16,12 @@ from typing import Any
 
 from realtime.auth import user_summary
 from realtime.backends import get_backend
+from realtime.bridge import run_sync
 from realtime.connection import Connection
 from realtime.exceptions import RateLimited
 from realtime.groups import is_personal_group
 from realtime.hub import Hub, add_job
-from realtime.publishing import publish, run_sync
+from realtime.publishing import publish
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
 

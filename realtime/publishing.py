@@ -1,21 +1,20 @@
 """Publishing: ``notify()`` and its twins validate, number (history) and publish an
 event to a group. The package exposes them as ``realtime.notify`` and friends.
 
-The event is encoded to its JSON frame once, here; every process's hub writes that
-text to its local sockets. From sync code on channels-redis, the history append and
-the layer's group send run as one Lua script on a pooled sync connection (one round
-trip, no event loop); other layers go through a long-lived event loop (the server's
-own for the in-memory layer, else a background thread's) so connections are reused.
+Every publisher takes one pipeline: ``prepare`` validates the data against the
+registry, ``frames.EventFrame`` encodes the frame once, and the broker that
+``broker.get_broker()`` picks for the configured layer numbers, stores and sends it
+(docs/architecture.md, "The path of an event"). From sync code on channels-redis that
+is one Lua script on a pooled sync connection (one round trip, no event loop); other
+layers go through the sync bridge's long-lived event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -23,16 +22,13 @@ from django.conf import settings
 from django.db import transaction
 
 from realtime import metrics
-from realtime.backends import get_backend
-from realtime.encoding import dumps
-from realtime.exceptions import NotifyFailed, ValidationFailed
-from realtime.fastpath import fast_path
+from realtime.broker import get_broker
+from realtime.exceptions import NotifyFailed, RealtimeConfigError, ValidationFailed
+from realtime.frames import EventFrame
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
-from realtime.hub import dispatch_local, server_loop
-from realtime.layers import get_layer, is_process_local
 from realtime.schema import registry
-from realtime.settings import channel_layer_config, realtime_settings
+from realtime.settings import realtime_settings
 
 # The name operators filter on (docs/operations.md), kept from the public function.
 logger = logging.getLogger("realtime.notify")
@@ -40,6 +36,28 @@ logger = logging.getLogger("realtime.notify")
 # Called with every message published by this process: ``capture_notifications``
 # (realtime.testing) registers one, so publishing does not import the test helpers.
 observers: list[Callable[[dict], None]] = []
+
+#: Stores a notification for ``notify_user(persist=True)``: ``(user, type, data,
+#: version) -> row``. The inbox app sets it when it starts (``InboxConfig.ready``),
+#: so publishing never imports the optional app.
+Persister = Callable[[Any, str, Any, int], Any]
+_persister: Persister | None = None
+
+
+def set_persister(persister: Persister | None) -> None:
+    """Store ``notify_user(persist=True)`` notifications with ``persister``."""
+    global _persister
+    _persister = persister
+
+
+def _persist() -> Persister:
+    if _persister is None:
+        raise RealtimeConfigError(
+            "notify_user(persist=True) stores the notification in the inbox: add "
+            "'realtime.inbox' to INSTALLED_APPS and run `manage.py migrate "
+            "realtime_inbox`"
+        )
+    return _persister
 
 
 def _observe(message: dict) -> None:
@@ -76,43 +94,6 @@ def _testing() -> bool:
     return "PYTEST_CURRENT_TEST" in os.environ
 
 
-def _frame_parts(group: str, type: str, data: Any, v: int | None) -> tuple[str, str]:
-    """The frame split around its seq: ``prefix + str(seq) + suffix``."""
-    head = (
-        {"type": type, "v": v, "group": group} if v else {"type": type, "group": group}
-    )
-    prefix = dumps(head)[:-1].decode() + ',"seq":'
-    suffix = ',"data":' + dumps(data if data is not None else {}).decode() + "}"
-    return prefix, suffix
-
-
-def _frame(group: str, type: str, data: Any, v: int | None) -> str:
-    head = (
-        {"type": type, "v": v, "group": group} if v else {"type": type, "group": group}
-    )
-    body = dumps(data if data is not None else {}).decode()
-    return dumps(head)[:-1].decode() + ',"data":' + body + "}"
-
-
-def _message(
-    group: str,
-    type: str,
-    v: int | None,
-    seq: int | None,
-    text: str,
-    epoch: str | None = None,
-) -> dict:
-    return {
-        "type": "rt.event",
-        "group": group,
-        "event": type,
-        "v": v,
-        "seq": seq,
-        "epoch": epoch,
-        "text": text,
-    }
-
-
 async def publish(
     group: str,
     type: str,
@@ -126,38 +107,18 @@ async def publish(
 
     ``exclude`` is a connection id that must not receive the event (its sender).
     """
-    seq = epoch = None
     started = metrics.now()
-    sender = fast_path(history=history) if exclude is None else None
-    if sender is not None:
-        # History and the layer's group send as one script: one round trip.
-        if history:
-            prefix, suffix = _frame_parts(group, type, data, v)
-            seq = await sender.asend(group, type, v, prefix=prefix, suffix=suffix)
-            text = f"{prefix}{seq}{suffix}"
-        else:
-            text = _frame(group, type, data, v)
-            seq = await sender.asend(group, type, v, text=text)
-        _observe(_message(group, type, v, seq, text))
-        metrics.published(type, started)
-        return seq
-    if history:
-        prefix, suffix = _frame_parts(group, type, data, v)
-        seq, epoch = await get_backend().append(group, prefix, suffix)
-        text = f"{prefix}{seq}{suffix}"
-    else:
-        text = _frame(group, type, data, v)
-    message = _message(group, type, v, seq, text, epoch)
-    if exclude is not None:
-        message["exclude"] = exclude
-    _observe(message)
-    layer = get_layer()
-    if layer is not None and not is_process_local(layer):
-        await layer.group_send(group, message)
-    else:
-        await dispatch_local(message)
-    metrics.published(type, started)
+    frame = EventFrame(group, type, data, v)
+    broker = get_broker(history=history, exclude=exclude is not None)
+    seq = await broker.publish(frame, history=history, exclude=exclude)
+    _published(frame, seq, started)
     return seq
+
+
+def _published(frame: EventFrame, seq: int | None, started: float) -> None:
+    if observers:
+        _observe(frame.message(seq))
+    metrics.published(frame.type, started)
 
 
 def _send_errors() -> tuple[type[BaseException], ...]:
@@ -228,16 +189,31 @@ def notify(
     Inside ``transaction.atomic()`` the event leaves after commit, and never after a
     rollback, unless ``on_commit=False`` (default: REALTIME["NOTIFY_ON_COMMIT"]).
     """
-    _refuse_running_loop("notify", "anotify")
+    refuse_running_loop("notify", "anotify")
     validate_group_name(group)
     prepared = prepare(type, data, v)
     if prepared is None:
         return
     version, clean = prepared
+    send_validated(group, type, clean, v=version, on_commit=on_commit, history=history)
+
+
+def send_validated(
+    group: str,
+    type: str,
+    data: Any,
+    *,
+    v: int | None,
+    on_commit: bool | None = None,
+    history: bool | None = None,
+) -> None:
+    """Publish ``data`` that is already valid for ``type`` from sync code, after
+    the transaction commits unless ``on_commit=False`` (see ``notify``)."""
     if history is None:
         history = keeps_history(group)
+    # Both looked up when they run: capture_notifications() swaps them.
     _maybe_on_commit(
-        lambda: send_sync(group, type, clean, v=version, history=history), on_commit
+        lambda: send_sync(group, type, data, v=v, history=history), on_commit
     )
 
 
@@ -250,7 +226,8 @@ def _maybe_on_commit(send: Callable[[], Any], on_commit: bool | None) -> None:
         send()
 
 
-def _refuse_running_loop(name: str, async_name: str) -> None:
+def refuse_running_loop(name: str, async_name: str) -> None:
+    """Raise RuntimeError if sync ``realtime.<name>()`` runs inside an event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -272,7 +249,7 @@ def notify_user(
 ) -> Any:
     """Send to every connection of ``user`` (a user or a pk); with ``persist=True``
     store it in the inbox first and return the ``Notification``."""
-    _refuse_running_loop("notify_user", "anotify_user")
+    refuse_running_loop("notify_user", "anotify_user")
     group = validate_group_name(user_group(user))
     prepared = prepare(type, data, v)
     if prepared is None:
@@ -280,17 +257,10 @@ def notify_user(
     version, clean = prepared
     stored = None
     if persist:
-        # Imported here: the inbox is an optional app, whose model can be imported
-        # only when "realtime.inbox" is in INSTALLED_APPS.
-        from realtime.inbox.store import store
-
         # Inside atomic() the row commits with the caller's transaction and the push
         # waits for that commit, so both happen or neither does.
-        stored = store(user, type, clean, version)
-    history = keeps_history(group)
-    _maybe_on_commit(
-        lambda: send_sync(group, type, clean, v=version, history=history), on_commit
-    )
+        stored = _persist()(user, type, clean, version)
+    send_validated(group, type, clean, v=version, on_commit=on_commit)
     return stored
 
 
@@ -310,10 +280,7 @@ async def anotify_user(
     version, clean = prepared
     stored = None
     if persist:
-        # Optional app: see notify_user.
-        from realtime.inbox.store import store
-
-        stored = await database_sync_to_async(store)(user, type, clean, version)
+        stored = await database_sync_to_async(_persist())(user, type, clean, version)
     await _bounded_publish(group, type, clean, v=version, history=keeps_history(group))
     return stored
 
@@ -330,67 +297,11 @@ def send_sync(
     ``NotifyFailed`` (or log, per NOTIFY_FAILURE) instead of hanging the request.
     """
     started = metrics.now()
+    frame = EventFrame(group, type, data, v)
     try:
-        sender = fast_path(history=history)
-        if sender is None:
-            return run_sync(publish(group, type, data, v=v, history=history))
-        if history:
-            prefix, suffix = _frame_parts(group, type, data, v)
-            seq = sender.send(group, type, v, prefix=prefix, suffix=suffix)
-            text = f"{prefix}{seq}{suffix}"
-        else:
-            text = _frame(group, type, data, v)
-            seq = sender.send(group, type, v, text=text)
+        seq = get_broker(history=history).publish_sync(frame, history=history)
     except _send_errors() as error:
         _failed(group, type, error)
         return None
-    _observe(_message(group, type, v, seq, text))
-    metrics.published(type, started)
+    _published(frame, seq, started)
     return seq
-
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_pid: int | None = None
-_loop_lock = threading.Lock()
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
-    with _loop_lock:
-        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            _loop = asyncio.new_event_loop()
-            _loop_pid = os.getpid()
-            threading.Thread(
-                target=_loop.run_forever, name="realtime-notify", daemon=True
-            ).start()
-        return _loop
-
-
-def _uses_process_local_layer() -> bool:
-    layer = channel_layer_config()
-    return "channels_redis" not in layer.get("BACKEND", "")
-
-
-def run_sync(coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
-    """Run ``coro`` on a long-lived loop from sync code and return its result.
-
-    Raises TimeoutError after ``timeout`` seconds (default: NOTIFY_TIMEOUT).
-    """
-    if timeout is None:
-        timeout = realtime_settings.NOTIFY_TIMEOUT
-    loop = None
-    if _uses_process_local_layer():
-        # The in-memory layer and memory backend live on the server's loop.
-        loop = server_loop()
-    if loop is None:
-        loop = _background_loop()
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        # Do not leave the send running behind the caller's back.
-        future.cancel()
-        raise TimeoutError(
-            f"realtime: sending took longer than {timeout}s (is the channel layer "
-            "reachable?)"
-        ) from None

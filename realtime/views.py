@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from realtime.auth import issue_ticket
 from realtime.backends import get_backend
 from realtime.backends.connections import connect, layer_hosts_setting
-from realtime.publishing import run_sync
+from realtime.bridge import run_sync
 from realtime.settings import channel_layer_config, realtime_settings
 
 

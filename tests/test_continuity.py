@@ -18,9 +18,9 @@ from channels.layers import get_channel_layer
 import realtime
 from realtime import backends
 from realtime.backends.memory import _Log
+from realtime.frames import EventFrame
 from realtime.hub import get_hub
 from realtime.live import Event
-from realtime.publishing import _frame_parts, _message
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
 
@@ -38,11 +38,10 @@ async def connect():
 
 async def stored(n: int, *, live: bool) -> int:
     """Append event ``n`` to history; deliver it live only if ``live``."""
-    prefix, suffix = _frame_parts(GROUP, "test.note", {"text": f"e{n}"}, 1)
-    seq, epoch = await backends.get_backend().append(GROUP, prefix, suffix)
+    frame = EventFrame(GROUP, "test.note", {"text": f"e{n}"}, 1)
+    seq, epoch = await backends.get_backend().append(GROUP, frame.prefix, frame.suffix)
     if live:
-        message = _message(GROUP, "test.note", 1, seq, f"{prefix}{seq}{suffix}", epoch)
-        await (await get_hub()).dispatch(Event(message))
+        await (await get_hub()).dispatch(Event(frame.message(seq, epoch)))
     return seq
 
 
@@ -85,10 +84,11 @@ async def test_duplicates_are_dropped_and_order_kept_when_the_gap_closes_late():
     hub = await get_hub()
     events = []
     for n in range(3):
-        prefix, suffix = _frame_parts(GROUP, "test.note", {"text": f"e{n}"}, 1)
-        seq, epoch = await backends.get_backend().append(GROUP, prefix, suffix)
-        text = f"{prefix}{seq}{suffix}"
-        events.append(_message(GROUP, "test.note", 1, seq, text, epoch))
+        frame = EventFrame(GROUP, "test.note", {"text": f"e{n}"}, 1)
+        seq, epoch = await backends.get_backend().append(
+            GROUP, frame.prefix, frame.suffix
+        )
+        events.append(frame.message(seq, epoch))
     # 3 arrives first, then 2 and 1 late, then 1 again.
     for message in (events[2], events[0], events[1], events[0]):
         await hub.dispatch(Event(message))

@@ -20,10 +20,6 @@ ALLOWED = {
         "Django imports apps.py before the models are ready; the checks import the "
         "consumers, which import django.contrib.auth's models, so ready() imports them"
     ),
-    ("realtime.publishing", "realtime.inbox.store"): (
-        "the inbox is an optional app: its model can only be imported when "
-        "'realtime.inbox' is in INSTALLED_APPS"
-    ),
 }
 
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from realtime.bridge import uses_process_local_layer
 from realtime.exceptions import RealtimeError
 from realtime.groups import validate_group_name
 from realtime.history import keeps_history
-from realtime.publishing import _uses_process_local_layer, send_sync
+from realtime.publishing import send_sync
 from realtime.schema import registry
 
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         except RealtimeError as error:
             detail = f": {json.dumps(error.errors)}" if error.errors else ""
             raise CommandError(f"{error.detail}{detail}") from None
-        if _uses_process_local_layer():
+        if uses_process_local_layer():
             self.stderr.write(
                 "warning: the channel layer is not channels-redis, so the event "
                 "reaches no server process from here"
