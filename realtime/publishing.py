@@ -27,6 +27,7 @@ from realtime.exceptions import NotifyFailed, RealtimeConfigError, ValidationFai
 from realtime.frames import EventFrame
 from realtime.groups import user_group, validate_group_name
 from realtime.history import keeps_history
+from realtime.layers import unreachable
 from realtime.schema import registry
 from realtime.settings import realtime_settings
 
@@ -121,15 +122,6 @@ def _published(frame: EventFrame, seq: int | None, started: float) -> None:
     metrics.published(frame.type, started)
 
 
-def _send_errors() -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (OSError, TimeoutError)
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:  # the embedded default runs without redis-py
-        return errors
-    return (*errors, RedisError)
-
-
 def _failed(group: str, type: str, error: BaseException) -> None:
     """Apply REALTIME["NOTIFY_FAILURE"] to a publish that did not go through."""
     if isinstance(error, TimeoutError):
@@ -151,7 +143,7 @@ async def _bounded_publish(group: str, type: str, data: Any, **kw: Any) -> int |
     try:
         async with asyncio.timeout(realtime_settings.NOTIFY_TIMEOUT):
             return await publish(group, type, data, **kw)
-    except _send_errors() as error:
+    except unreachable() as error:
         _failed(group, type, error)
         return None
 
@@ -300,7 +292,7 @@ def send_sync(
     frame = EventFrame(group, type, data, v)
     try:
         seq = get_broker(history=history).publish_sync(frame, history=history)
-    except _send_errors() as error:
+    except unreachable() as error:
         _failed(group, type, error)
         return None
     _published(frame, seq, started)
