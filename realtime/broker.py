@@ -35,9 +35,6 @@ class Broker(ABC):
     two events of a group never share a seq.
     """
 
-    #: False when ``exclude`` (leave one connection out) cannot be honoured.
-    can_exclude = True
-
     @abstractmethod
     async def publish(
         self, frame: EventFrame, *, history: bool, exclude: str | None = None
@@ -87,9 +84,6 @@ class LocalBroker(LayerBroker):
 class ScriptBroker(Broker):
     """History and the layer's group send as one Redis script (``FastPath``)."""
 
-    # The script writes the layer's own message, which has no room for it.
-    can_exclude = False
-
     def __init__(self, script: FastPath) -> None:
         self.script = script
 
@@ -97,6 +91,8 @@ class ScriptBroker(Broker):
         self, frame: EventFrame, *, history: bool, exclude: str | None = None
     ) -> int | None:
         if exclude is not None:
+            # The script writes the layer's own message, which has no room for it:
+            # get_broker(exclude=True) never picks this broker.
             raise ValueError("the publish script cannot leave a connection out")
         if history:
             return await self.script.asend(
