@@ -441,7 +441,9 @@ class LayerResult:
 
 async def run_layer(layer: str, options: Options, db: Path, logs: Path) -> LayerResult:
     """One full run (servers, clients, publisher, phases, drain) on ``layer``."""
-    from tests.conftest import DaphneFactory, RedisServer, free_port
+    from tests.support.processes import free_port
+    from tests.support.redis_server import RedisServer
+    from tests.support.servers import DaphneFactory
 
     logs.mkdir(parents=True, exist_ok=True)
     history = [f"public.h-{i}" for i in range(options.history_groups)]

@@ -28,8 +28,8 @@ async def soak(
     urls: list[str], pids: list[int], *, seconds: float, clients: int, rate: float
 ) -> dict:
     """Run the soak against running servers; return its figures."""
-    from tests.rtprobe import rss_kib
-    from tests.wsclient import Client
+    from tests.support.rtprobe import rss_kib
+    from tests.support.wsclient import Client
 
     groups = [f"public.soak-{i}" for i in range(max(1, clients // 10))]
     conns, received = [], []
@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50)
     args = parser.parse_args()
-    from tests.conftest import DaphneFactory, RedisServer
+    from tests.support.redis_server import RedisServer
+    from tests.support.servers import DaphneFactory
 
     redis_server = RedisServer()
     redis_server.start()

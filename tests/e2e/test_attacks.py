@@ -22,9 +22,10 @@ from websockets.exceptions import ConnectionClosed
 
 from realtime import status
 from realtime.auth import TICKET_SALT
-from tests.conftest import ROOT, django_shell
-from tests.rtprobe import Heartbeat, rss_kib
-from tests.wsclient import Client
+from tests.support.processes import ROOT
+from tests.support.rtprobe import Heartbeat, rss_kib
+from tests.support.servers import django_shell
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

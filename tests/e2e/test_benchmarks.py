@@ -17,7 +17,7 @@ import realtime
 from realtime.hub import get_hub
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 
 @pytest.mark.e2e

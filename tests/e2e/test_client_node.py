@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, django_shell
-from tests.test_exports import npm_tools  # noqa: F401  (fixture: tsc)
+from tests.support.processes import ROOT
+from tests.support.servers import django_shell
 
 JS = ROOT / "tests" / "js"
 NODE = shutil.which("node")
@@ -210,7 +210,7 @@ def test_no_retry_after_4401_and_4403(daphne, e2e_users):
     NodeScript("e2e_auth.mjs", config, logs=[server.log]).run()
 
 
-def test_types_compile(npm_tools):  # noqa: F811 (the imported fixture)
+def test_types_compile(npm_tools):
     """realtime.d.ts type-checks a typical use under tsc --strict."""
     done = subprocess.run(
         [

@@ -28,8 +28,9 @@ from realtime.client import (
     backoff_delay,
 )
 from realtime.exceptions import NotifyFailed
-from tests.conftest import ROOT, RedisServer
-from tests.test_no_silent_loss import CORE, publish_through
+from tests.e2e.test_no_silent_loss import CORE, publish_through
+from tests.support.processes import ROOT
+from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e]
 

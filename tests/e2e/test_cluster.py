@@ -17,9 +17,10 @@ from websockets.exceptions import InvalidStatus
 
 from realtime.backends.redis import RedisBackend
 from realtime.exceptions import RedisClusterUnsupported
-from tests.conftest import RedisServer, free_port
-from tests.test_connection_forms import layers_env, manage
-from tests.wsclient import Client
+from tests.e2e.test_connection_forms import layers_env, manage
+from tests.support.processes import free_port
+from tests.support.redis_server import RedisServer
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e]
 

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
-from tests.wsclient import Client
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

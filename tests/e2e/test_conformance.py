@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import free_port, start_server
+from tests.support.processes import free_port, start_server
 
 pytestmark = [pytest.mark.e2e]
 
@@ -35,7 +35,7 @@ print(json.dumps({"cases": len(results),
 @pytest.fixture
 def echo_server():
     port = free_port()
-    proc = start_server("tests.echo_asgi:application", port)
+    proc = start_server("tests.support.echo_asgi:application", port)
     yield f"ws://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)

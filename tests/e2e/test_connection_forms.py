@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, RedisServer
-from tests.wsclient import Client
+from tests.support.processes import ROOT
+from tests.support.redis_server import RedisServer
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -22,8 +22,8 @@ import pytest
 from django.core.management import call_command
 
 from realtime import status
-from tests.conftest import ROOT, free_port, wait_for_port
-from tests.wsclient import Client
+from tests.support.processes import ROOT, free_port, wait_for_port
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

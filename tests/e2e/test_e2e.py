@@ -18,8 +18,8 @@ from websockets.exceptions import InvalidStatus
 
 from realtime import status
 from realtime.auth import TICKET_SALT
-from tests.conftest import django_shell
-from tests.wsclient import Client
+from tests.support.servers import django_shell
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, free_port, start_server
-from tests.test_example_browser import example_env
+from tests.e2e.test_example_browser import example_env
+from tests.support.processes import ROOT, free_port, start_server
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

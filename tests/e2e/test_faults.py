@@ -20,7 +20,7 @@ import realtime
 from realtime import backends
 from realtime.exceptions import NotifyFailed, Unavailable
 from realtime.settings import realtime_settings
-from tests.wsclient import Client
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -12,8 +12,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from realtime import status
-from tests.rtprobe import Heartbeat, rss_kib
-from tests.wsclient import Client
+from tests.support.rtprobe import Heartbeat, rss_kib
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

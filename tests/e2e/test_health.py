@@ -7,8 +7,8 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import RedisServer
-from tests.wsclient import Client
+from tests.support.redis_server import RedisServer
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e]
 

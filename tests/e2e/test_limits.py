@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from realtime import status
-from tests.wsclient import Client
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

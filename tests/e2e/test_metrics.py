@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from realtime import status
-from tests.conftest import ROOT
-from tests.wsclient import Client
+from tests.support.processes import ROOT
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.django_db]
 

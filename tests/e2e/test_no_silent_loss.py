@@ -19,8 +19,8 @@ import realtime
 from realtime import backends
 from realtime.exceptions import NotifyFailed
 from realtime.settings import realtime_settings
-from tests.conftest import RedisServer
-from tests.wsclient import Client
+from tests.support.redis_server import RedisServer
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e]
 

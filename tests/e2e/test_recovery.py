@@ -8,8 +8,8 @@ import time
 import pytest
 
 import realtime
-from tests.conftest import RedisServer
-from tests.wsclient import Client
+from tests.support.redis_server import RedisServer
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 FAST = {"RATE": 10000.0, "BURST": 10000, "HEARTBEAT_INTERVAL": 0.5}

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, free_port, wait_for_port
-from tests.wsclient import Client
+from tests.support.processes import free_port, wait_for_port
+from tests.support.redis_server import RedisServer
+from tests.support.wsclient import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 

@@ -8,7 +8,7 @@ example app's own modules (``from orders...``) are left out: the app is this fil
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
 # -- the example app ------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from realtime.exceptions import RealtimeConfigError
 from realtime.settings import realtime_settings
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 # -- a newcomer's project on disk -----------------------------------------------------
 

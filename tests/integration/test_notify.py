@@ -19,7 +19,7 @@ from realtime.exceptions import BadEnvelope, ValidationFailed
 from realtime.fastpath import fast_path
 from realtime.testing import RealtimeCommunicator, capture_notifications
 from tests.asgi import application
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
 

@@ -17,7 +17,7 @@ import pytest
 import realtime
 from realtime.checks import DISTRIBUTION, foreign_distributions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "realtime" / "static" / "realtime"
 
 

@@ -13,7 +13,7 @@ import pytest
 from realtime.schema import NoDowngrade, registry
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
-from tests.wsclient import Client
+from tests.support.wsclient import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

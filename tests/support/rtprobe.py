@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.wsclient import Client
+from tests.support.wsclient import Client
 
 _groups = itertools.count(1)
 
