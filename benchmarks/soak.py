@@ -1,11 +1,11 @@
 """Soak: N clients over 2 daphne processes, steady publishing, nothing lost.
 
-Starts its own redis-server and two daphne processes (tests/conftest.py helpers),
+Starts its own redis-server and two daphne processes (tests/support/ helpers),
 spreads clients over both, publishes at a steady rate into a few groups from both
 processes, then checks: every client got every event of its group exactly once and
 in order, RSS of each daphne stayed flat, and after everyone left no group
 membership, presence entry or Redis key remains except history (which expires by
-HISTORY_TTL). Non-CI target (tests/test_soak.py runs a 20 s variant)::
+HISTORY_TTL). Non-CI target (tests/e2e/test_soak.py runs a 20 s variant)::
 
     .venv/bin/python benchmarks/soak.py [--seconds 120] [--clients 200] [--rate 50]
 """

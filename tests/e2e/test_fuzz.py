@@ -5,7 +5,7 @@ binary frames. Each batch is sent on a fresh connection, every frame followed by
 ``rt.ping`` sentinel, so the replies to each frame are exactly the frames before its
 sentinel's ``rt.pong``. An oracle derived from docs/protocol.md says which reply each
 frame must get. Meanwhile a well-behaved client on the same process keeps receiving
-its events, and its latency is measured (tests/rtprobe.py).
+its events, and its latency is measured (tests/support/rtprobe.py).
 
 Deterministic: ``derandomize=True`` and no example database.
 """

@@ -1,4 +1,4 @@
-"""A raw ASGI WebSocket echo app for the Autobahn cases (tests/test_conformance.py).
+"""A raw ASGI WebSocket echo app for the Autobahn cases (tests/e2e/test_conformance.py).
 
 The cases need an echo endpoint; serving it from daphne tests the server stack
 realtime runs on (the realtime protocol itself does not echo).
