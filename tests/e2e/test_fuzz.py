@@ -432,7 +432,10 @@ def test_frame_over_daphnes_own_limit_drops_only_that_connection(fuzz):
         with pytest.raises(ConnectionClosed) as closed:
             for _ in range(10):
                 await client.recv(timeout=10)
-        assert closed.value.rcvd is None or closed.value.rcvd.code in (1009, 4413)
+        # The frame never reaches realtime (its own limit would close 4413): daphne
+        # closes with 1009, or resets the TCP connection on the bytes it left
+        # unread, in which case no close frame arrives.
+        assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
         other = await Client.open(f"{fuzz.server.url}/ws/")
         assert (await other.request("test.echo", {"text": "ok"}))["type"] == "rt.ack"
         await other.close()

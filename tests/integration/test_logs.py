@@ -88,7 +88,7 @@ async def test_lines_about_a_connection_carry_its_id_and_user(alice, caplog):
     boom, failed = about
     assert boom.connection_id == comm.welcome["data"]["connection_id"]
     assert boom.user_id == str(user.pk)
-    assert boom.exc_info is not None
+    assert boom.exc_info is not None and boom.exc_info[0] is RuntimeError
     assert failed.user_id == "anonymous" and len(failed.connection_id) == 16
     line = json.loads(JSONFormatter().format(boom))
     assert line["connection_id"] == boom.connection_id
