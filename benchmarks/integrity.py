@@ -60,7 +60,7 @@ channels_redis.pubsub.RedisPubSubChannelLayer; default both, one after the other
 the first issues), ``--logs DIR`` (server and publisher logs, and each layer's
 ``recording.json``: every call and every frame; default a temporary directory,
 kept). ``integrity.py verdict DIR/core/recording.json`` judges a saved recording
-again and lists more issues. tests/unit/test_integrity.py runs a CI-sized variant.
+again and lists more issues. tests/e2e/test_integrity.py runs a CI-sized variant.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Event versions: upgrade what old clients send, downgrade what they receive.
 
 An old client (declares test.greet v1 with rt.hello) and a new one (v2) talk in one
-group, through the communicator and end to end over real daphne processes and Redis.
+group, through the communicator (tests/e2e/test_versioning.py: over real daphne
+processes and Redis).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import pytest
 from realtime.schema import NoDowngrade, registry
 from realtime.testing import RealtimeCommunicator
 from tests.asgi import application
-from tests.support.wsclient import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,43 +186,3 @@ async def test_hello_ack_leaves_out_events_the_client_cannot_receive():
 
 
 # -- end to end: two daphne processes, one Redis -----------------------------------------
-
-
-@pytest.mark.e2e
-async def test_old_and_new_client_on_two_processes(daphne, redis_url):
-    one, two = daphne(redis_url=redis_url), daphne(redis_url=redis_url)
-    old = await Client.open(f"{one.url}/ws/versioned/")
-    new = await Client.open(f"{two.url}/ws/versioned/")
-    try:
-        for client, version in ((old, 1), (new, 2)):
-            hello = await client.request(
-                "rt.hello", {"events": {"test.greet": version}}
-            )
-            assert hello["data"]["events"] == {"test.greet": version}
-            assert (await client.request("rt.subscribe", {"group": GROUP}))[
-                "type"
-            ] == "rt.ack"
-
-        reply = await old.request(
-            "test.greet", {"room": "lobby", "text": "from v1"}, v=1
-        )
-        assert reply["data"]["v"] == 2, reply
-        got = await new.next_event()
-        assert (got["v"], got["data"]) == (
-            2,
-            {"room": "lobby", "body": "from v1", "lang": "en"},
-        )
-        got = await old.next_event()
-        assert (got["v"], got["data"]) == (1, {"room": "lobby", "text": "from v1"})
-
-        reply = await new.request(
-            "test.greet", {"room": "lobby", "body": "de v2", "lang": "fr"}, v=2
-        )
-        assert reply["type"] == "rt.ack", reply
-        got = await old.next_event()
-        assert (got["v"], got["data"]) == (1, {"room": "lobby", "text": "de v2"})
-        got = await new.next_event()
-        assert (got["v"], got["data"]["lang"]) == (2, "fr")
-    finally:
-        await old.close()
-        await new.close()
