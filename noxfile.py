@@ -36,6 +36,7 @@ SUBSET = [
     "tests/unit/test_exports.py",
     "tests/unit/test_exceptions.py",
     "tests/unit/test_hub.py",
+    "tests/unit/test_client.py",
     "tests/integration/test_continuity.py",
     "tests/integration/test_first_day.py",
     "tests/integration/test_versioning.py",

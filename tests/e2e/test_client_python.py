@@ -9,10 +9,7 @@ client covers is named in its test's docstring.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -25,11 +22,9 @@ from realtime.client import (
     RealtimeClient,
     RecoveryFailed,
     Subscription,
-    backoff_delay,
 )
 from realtime.exceptions import NotifyFailed
 from tests.e2e.test_no_silent_loss import CORE, publish_through
-from tests.support.processes import ROOT
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e]
@@ -68,24 +63,6 @@ async def take(sub: Subscription, count: int, timeout: float = 20) -> list[Event
 async def nothing_more(sub: Subscription, wait: float = 0.5) -> None:
     with pytest.raises(TimeoutError):
         await sub.get(timeout=wait)
-
-
-def test_importable_without_django_settings():
-    """A script imports the client without a Django project."""
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    code = (
-        "import sys, realtime.client\n"
-        "assert 'django' not in sys.modules, 'django imported'\n"
-        "assert 'websockets' not in sys.modules, 'websockets imported eagerly'\n"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True)
-
-
-def test_backoff_is_exponential_with_full_jitter():
-    assert backoff_delay(0, random=lambda: 0.999) < 0.5
-    assert backoff_delay(3, random=lambda: 0.5) == pytest.approx(2.0)
-    assert backoff_delay(30, random=lambda: 0.5) == pytest.approx(15.0)  # the cap
-    assert backoff_delay(5, random=lambda: 0.0) == 0
 
 
 async def test_burst_of_1000_events_by_token(server, publish, e2e_users):
