@@ -42,6 +42,7 @@ SUBSET = [
     "tests/integration/test_versioning.py",
     "tests/integration/test_consumers.py",
     "tests/integration/test_consumer_errors.py",
+    "tests/integration/test_validation.py",
     "tests/integration/test_broadcast.py",
     "tests/integration/test_notify.py",
     "tests/integration/test_backends.py",
