@@ -17,7 +17,7 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, channel_laye
 
 from realtime.backends import get_backend
 from realtime.connection import Connection
-from realtime.hub import EVENT, get_hub
+from realtime.hub import get_hub
 from realtime.live import Event
 
 WAIT = 5.0  # seconds any awaited delivery may take before the test fails
@@ -290,7 +290,8 @@ async def test_one_layer_membership_per_group_whatever_the_local_subscribers(
     await shared_layer.group_send(
         "room.1",
         {
-            "type": EVENT,
+            # The layer message every process's hub reads (a cross-process contract).
+            "type": "rt.event",
             "group": "room.1",
             "event": "test.note",
             "text": event("room.1", 1).text,
