@@ -25,26 +25,33 @@ DJANGO = {
 }
 FULL = ("3.11", "5.2")  # the combination that runs the whole suite
 
-# Unit-level test files: the consumer through Channels' communicator, the registry,
-# notify() (memory and Redis), checks, the test helpers, packaging. Together they
-# import every module of the package; end-to-end and browser files run once, in FULL.
+# Unit-level test files: tests/unit (one module at a time), and from tests/integration
+# the consumer through Channels' communicator, notify() (memory and Redis), the
+# registry, the test helpers and packaging. Together they import every module of the
+# package; the other end-to-end and browser files run once, in FULL.
 SUBSET = [
-    "tests/test_public_api.py",
-    "tests/test_continuity.py",
-    "tests/test_checks.py",
-    "tests/test_first_day.py",
-    "tests/test_schema.py",
-    "tests/test_versioning.py",
-    "tests/test_exports.py",
-    "tests/test_consumers.py",
-    "tests/test_exceptions.py",
-    "tests/test_broadcast.py",
-    "tests/test_notify.py",
-    "tests/test_backends.py",
-    "tests/test_inbox.py",
-    "tests/test_testing.py",
-    "tests/test_docs_testing.py",
-    "tests/test_packaging.py",
+    "tests/unit/test_public_api.py",
+    "tests/unit/test_checks.py",
+    "tests/unit/test_schema.py",
+    "tests/unit/test_exports.py",
+    "tests/unit/test_exceptions.py",
+    "tests/unit/test_hub.py",
+    "tests/unit/test_client.py",
+    "tests/integration/test_continuity.py",
+    "tests/integration/test_first_day.py",
+    "tests/integration/test_versioning.py",
+    "tests/integration/test_consumers.py",
+    "tests/integration/test_consumer_errors.py",
+    "tests/integration/test_validation.py",
+    "tests/integration/test_broadcast.py",
+    "tests/integration/test_notify.py",
+    "tests/integration/test_backends.py",
+    "tests/integration/test_inbox.py",
+    "tests/integration/test_testing.py",
+    "tests/integration/test_docs_testing.py",
+    "tests/integration/test_packaging.py",
+    # The exports checked by tsc and the AsyncAPI schema (split from test_exports).
+    "tests/e2e/test_exports_tools.py",
 ]
 
 # What SUBSET needs beyond the package (the [test] extra also brings Playwright,

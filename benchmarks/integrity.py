@@ -2,7 +2,7 @@
 
 The checker of the "no silent loss" guarantee (docs/reliability.md). For each layer
 it starts its own redis-server (no persistence) and daphne processes
-(tests/conftest.py helpers), connects raw WebSocket clients spread over the
+(tests/support/ helpers), connects raw WebSocket clients spread over the
 processes, each subscribed to every group (some keep history, some do not:
 ``HISTORY_GROUPS``), and publishes steadily from a separate process calling the
 real sync ``realtime.notify()``; each event's data carries a per-group counter
@@ -60,7 +60,7 @@ channels_redis.pubsub.RedisPubSubChannelLayer; default both, one after the other
 the first issues), ``--logs DIR`` (server and publisher logs, and each layer's
 ``recording.json``: every call and every frame; default a temporary directory,
 kept). ``integrity.py verdict DIR/core/recording.json`` judges a saved recording
-again and lists more issues. tests/test_integrity.py runs a CI-sized variant.
+again and lists more issues. tests/e2e/test_integrity.py runs a CI-sized variant.
 """
 
 from __future__ import annotations
@@ -441,7 +441,9 @@ class LayerResult:
 
 async def run_layer(layer: str, options: Options, db: Path, logs: Path) -> LayerResult:
     """One full run (servers, clients, publisher, phases, drain) on ``layer``."""
-    from tests.conftest import DaphneFactory, RedisServer, free_port
+    from tests.support.processes import free_port
+    from tests.support.redis_server import RedisServer
+    from tests.support.servers import DaphneFactory
 
     logs.mkdir(parents=True, exist_ok=True)
     history = [f"public.h-{i}" for i in range(options.history_groups)]

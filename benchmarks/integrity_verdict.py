@@ -3,7 +3,7 @@
 Pure functions over what the publisher logged (each ``notify()`` call, with its
 per-group counter ``n`` and whether it returned) and what each client recorded
 (every frame it received, its connects and closes). No servers here, so the logic
-is unit-tested on synthetic recordings (tests/test_integrity.py).
+is unit-tested on synthetic recordings (tests/unit/test_integrity.py).
 
 For each client and each group it subscribed to (a *stream*, kept across
 reconnects), every accepted event published after the stream's first subscribe ack

@@ -1,11 +1,11 @@
 """Soak: N clients over 2 daphne processes, steady publishing, nothing lost.
 
-Starts its own redis-server and two daphne processes (tests/conftest.py helpers),
+Starts its own redis-server and two daphne processes (tests/support/ helpers),
 spreads clients over both, publishes at a steady rate into a few groups from both
 processes, then checks: every client got every event of its group exactly once and
 in order, RSS of each daphne stayed flat, and after everyone left no group
 membership, presence entry or Redis key remains except history (which expires by
-HISTORY_TTL). Non-CI target (tests/test_soak.py runs a 20 s variant)::
+HISTORY_TTL). Non-CI target (tests/e2e/test_soak.py runs a 20 s variant)::
 
     .venv/bin/python benchmarks/soak.py [--seconds 120] [--clients 200] [--rate 50]
 """
@@ -28,8 +28,8 @@ async def soak(
     urls: list[str], pids: list[int], *, seconds: float, clients: int, rate: float
 ) -> dict:
     """Run the soak against running servers; return its figures."""
-    from tests.rtprobe import rss_kib
-    from tests.wsclient import Client
+    from tests.support.rtprobe import rss_kib
+    from tests.support.wsclient import Client
 
     groups = [f"public.soak-{i}" for i in range(max(1, clients // 10))]
     conns, received = [], []
@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50)
     args = parser.parse_args()
-    from tests.conftest import DaphneFactory, RedisServer
+    from tests.support.redis_server import RedisServer
+    from tests.support.servers import DaphneFactory
 
     redis_server = RedisServer()
     redis_server.start()

@@ -43,7 +43,7 @@ if os.environ.get("RT_SENTINEL"):
 if os.environ.get("RT_CHANNEL_LAYERS"):
     # The whole CHANNEL_LAYERS setting as JSON: dict-form hosts, options.
     CHANNEL_LAYERS = json.loads(os.environ["RT_CHANNEL_LAYERS"])
-# Pages on the IPv6 loopback literal (tests/test_attacks.py connects over 127.0.0.1
+# Pages on the IPv6 loopback literal (tests/e2e/test_attacks.py connects over 127.0.0.1
 # but sends Host: [::1]:<port>).
 ALLOWED_HOSTS = [*ALLOWED_HOSTS, "[::1]"]
 # RT_SET_<KEY> values are JSON: numbers as before, also null and lists.

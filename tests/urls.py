@@ -8,7 +8,7 @@ TESTS = Path(__file__).resolve().parent
 urlpatterns = [
     path("realtime/", include("realtime.urls")),
     path("inbox/", include("realtime.inbox.urls")),
-    # The JS client and its browser test page (tests/test_browser.py).
+    # The JS client and its browser test page (tests/e2e/test_browser.py).
     path(
         "rt-static/<path:path>",
         serve,

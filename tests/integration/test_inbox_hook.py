@@ -14,7 +14,7 @@ from realtime.exceptions import RealtimeConfigError
 from realtime.inbox.models import Notification
 from realtime.inbox.store import store
 from realtime.testing import capture_notifications
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-// Shared helpers of the end-to-end scripts run by tests/test_client_node.py.
+// Shared helpers of the end-to-end scripts run by tests/e2e/test_client_node.py.
 //
 // pytest passes the servers and users in RT_TEST (JSON). A script asks pytest to act
 // (kill a server, restart it, write history) with step(): one JSON line out on stdout,

@@ -1,4 +1,4 @@
-// Compiled by tests/test_client_node.py::test_types_compile: realtime.d.ts is usable.
+// Compiled by tests/e2e/test_client_node.py::test_types_compile: realtime.d.ts is usable.
 import RealtimeClient, { RealtimeError, State, backoffDelay, type GroupEvent, type PresenceState, type RecoveryFailed, type ResetReason } from "../../realtime/static/realtime/realtime.js";
 const client = new RealtimeClient("/ws/", { ticketUrl: "/realtime/ticket/", events: { "chat.message": 1 }, queueOverflow: "reject" });
 const off = client.on("closed", (d) => console.log(d.code, d.willRetry));

@@ -82,7 +82,7 @@ class BrokenConsumer(EchoConsumer):
 
 
 class VersionedConsumer(RealtimeConsumer):
-    """Broadcasts versioned events to ``public.<room>`` (tests/test_versioning.py)."""
+    """Broadcasts versioned events to ``public.<room>`` (tests/integration/test_versioning.py)."""
 
     subscriptions = {"public.{name}": []}
 

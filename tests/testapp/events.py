@@ -32,7 +32,7 @@ class Note(serializers.Serializer):
     n = serializers.IntegerField(required=False)
 
 
-# -- versioned events (tests/test_versioning.py) -------------------------------------
+# -- versioned events (tests/integration/test_versioning.py) -------------------------------------
 # test.greet: v1 {room, text} -> v2 {room, body, lang}, with both converters.
 # test.poll: v1 {room, question} -> v2 adds options; no downgrader, so clients that
 # only understand v1 are skipped (with a log line) when v2 is sent.

@@ -1,0 +1,43 @@
+"""npm tools the tests check their output with (tsc, the AsyncAPI JSON Schema)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+NPM_PACKAGES = ["typescript@7.0.2", "@asyncapi/specs@6.11.1"]
+NPM_DIR = Path(
+    os.environ.get("RT_NPM_CACHE", Path.home() / ".cache/realtime-tests/npm")
+)
+
+
+@pytest.fixture(scope="session")
+def npm_tools():
+    """typescript and @asyncapi/specs installed once into a cache directory."""
+    marker = NPM_DIR / ("installed-" + "-".join(NPM_PACKAGES).replace("/", "_"))
+    if not marker.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is needed to check the exports (apt-get install npm)")
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(NPM_DIR),
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                *NPM_PACKAGES,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        marker.touch()
+    return NPM_DIR / "node_modules"
