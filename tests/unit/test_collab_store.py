@@ -1,0 +1,101 @@
+"""Stored documents and the open-document registry (database, no server)."""
+
+import asyncio
+
+import pycrdt
+import pytest
+from django.test import override_settings
+
+from realtime import exceptions as exc
+from realtime.collab import store
+from realtime.collab.documents import Documents, OpenDocument
+from realtime.collab.models import Document, DocumentUpdate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def edit(doc: pycrdt.Doc, change) -> bytes:
+    before = doc.get_state()
+    change(doc.get("content", type=pycrdt.Text))
+    return doc.get_update(before)
+
+
+def test_compaction_merges_updates_into_the_snapshot_and_keeps_the_text():
+    client = pycrdt.Doc()
+    for word in ["one ", "two ", "three"]:
+        store.append("doc.a", edit(client, lambda t, w=word: t.insert(len(t), w)))
+    assert store.text("doc.a") == "one two three"
+    assert store.compact("doc.a") == 3
+    assert DocumentUpdate.objects.count() == 0
+    document = Document.objects.get(name="doc.a")
+    assert document.snapshot_upto > 0
+    store.append("doc.a", edit(client, lambda t: t.insert(0, ">")))
+    assert store.text("doc.a") == ">one two three"
+    # A reader that had applied everything before compaction gets only what followed.
+    chunks, last = store.read("doc.a", document.snapshot_upto)
+    assert len(chunks) == 1 and last > document.snapshot_upto
+
+
+def test_a_reader_behind_the_snapshot_gets_the_snapshot():
+    client = pycrdt.Doc()
+    first = edit(client, lambda t: t.insert(0, "abc"))
+    row, _ = store.append("doc.b", first)
+    store.append("doc.b", edit(client, lambda t: t.insert(3, "def")))
+    store.compact("doc.b")
+    reader = pycrdt.Doc()
+    reader.apply_update(first)  # it had read update `row` before compaction
+    chunks, _ = store.read("doc.b", row)
+    for chunk in chunks:
+        reader.apply_update(chunk)
+    assert str(reader.get("content", type=pycrdt.Text)) == "abcdef"
+
+
+async def test_apply_refuses_garbage_and_keeps_the_document_unchanged():
+    document = OpenDocument("doc.c")
+    client = pycrdt.Doc()
+    assert await document.apply(edit(client, lambda t: t.insert(0, "ok")))
+    with pytest.raises(exc.ValidationFailed):
+        await document.apply(b"\x01\x02garbage")
+    assert str(document.doc.get("content", type=pycrdt.Text)) == "ok"
+    assert await store.atext("doc.c") == "ok"
+    # The same update twice is stored once.
+    again = client.get_update()
+    assert not await document.apply(again)
+
+
+async def test_a_document_cannot_grow_past_its_limit():
+    document = OpenDocument("doc.d")
+    client = pycrdt.Doc()
+    with override_settings(REALTIME={"COLLAB_MAX_DOCUMENT_BYTES": 200}):
+        await document.apply(edit(client, lambda t: t.insert(0, "x" * 50)))
+        with pytest.raises(exc.FrameTooLarge):
+            await document.apply(edit(client, lambda t: t.insert(0, "y" * 200)))
+    assert await store.atext("doc.d") == "x" * 50
+
+
+async def test_open_documents_are_bounded_and_unloaded_when_idle():
+    documents = Documents()
+    with override_settings(
+        REALTIME={"COLLAB_MAX_OPEN_DOCUMENTS": 2, "COLLAB_IDLE_SECONDS": 10}
+    ):
+        a = await documents.get("doc.1")
+        await documents.get("doc.2")
+        await documents.get("doc.1")  # doc.2 is now the least recently used
+        await documents.get("doc.3")
+        assert "doc.2" not in documents and len(documents) == 2
+        assert await documents.get("doc.1") is a
+        assert sorted(documents.unload_idle(now=a.used + 11)) == ["doc.1", "doc.3"]
+        assert len(documents) == 0
+
+
+async def test_compaction_runs_in_the_background_after_enough_updates():
+    document = OpenDocument("doc.e")
+    client = pycrdt.Doc()
+    with override_settings(REALTIME={"COLLAB_COMPACT_AFTER": 3}):
+        for i in range(3):
+            await document.apply(edit(client, lambda t, i=i: t.insert(0, str(i))))
+        deadline = asyncio.get_running_loop().time() + 5
+        while await DocumentUpdate.objects.acount():
+            assert asyncio.get_running_loop().time() < deadline, "never compacted"
+            await asyncio.sleep(0.02)
+    assert await store.atext("doc.e") == "210"
