@@ -63,7 +63,7 @@ class OpenDocument:
         return self.doc.get_state()
 
     async def apply(self, update: bytes) -> bool:
-        """Validate, apply and store ``update``; return False if it changed nothing.
+        """Validate, apply and store ``update``; return False if it is empty.
 
         Raise ValidationFailed if it does not decode, FrameTooLarge if the document
         would grow past COLLAB_MAX_DOCUMENT_BYTES. Stored before it returns: the
@@ -78,14 +78,13 @@ class OpenDocument:
                 raise exc.FrameTooLarge(
                     f"document {self.name!r} would grow past {limit} bytes"
                 )
-        before = self.doc.get_state()
         try:
             # yrs decodes the whole update before it changes anything.
             self.doc.apply_update(update)
         except ValueError:
             raise exc.ValidationFailed("the update is not a valid Yjs update") from None
-        if self.doc.get_state() == before and not _has_deletions(update):
-            return False  # already known: nothing to store or relay
+        # Stored even when it changed nothing here: this copy may lack updates other
+        # processes accepted, which this one depends on (yrs holds it as pending).
         self.size += len(update)
         try:
             _, pending = await store.aappend(self.name, update)
@@ -108,12 +107,6 @@ class OpenDocument:
             logger.exception("compacting document %s failed", self.name)
         finally:
             self.compacting = False
-
-
-def _has_deletions(update: bytes) -> bool:
-    # An update that only deletes leaves the state vector as it was; its delete set
-    # is what follows the (then empty) struct section: two zero bytes mean nothing.
-    return not update.endswith(b"\x00")
 
 
 _tasks: set[asyncio.Future] = set()
