@@ -39,6 +39,9 @@ class OpenDocument:
         self.lock = asyncio.Lock()
         self.compacting = False
         self.broken = False
+        self.document_id: int | None = None
+        #: Updates this process stored since it last checked for compaction.
+        self.stored = 0
 
     async def refresh(self) -> None:
         """Apply the updates stored (by any process) since the last refresh."""
@@ -87,13 +90,21 @@ class OpenDocument:
         # processes accepted, which this one depends on (yrs holds it as pending).
         self.size += len(update)
         try:
-            _, pending = await store.aappend(self.name, update)
+            _, self.document_id = await store.aappend(
+                self.name, update, self.document_id
+            )
         except BaseException:
             # Applied here but not stored: this copy must not answer anyone (it
             # would say it has the update); the next get() loads it afresh.
             self.broken = True
             raise
-        if pending >= realtime_settings.COLLAB_COMPACT_AFTER and not self.compacting:
+        self.stored += 1
+        # Counted here, checked in the database: other processes store updates too.
+        if (
+            self.stored >= realtime_settings.COLLAB_COMPACT_AFTER
+            and not self.compacting
+        ):
+            self.stored = 0
             self.compacting = True
             task = asyncio.ensure_future(self._compact())
             _tasks.add(task)
@@ -102,7 +113,11 @@ class OpenDocument:
 
     async def _compact(self) -> None:
         try:
-            await store.acompact(self.name)
+            if (
+                await store.apending(self.name)
+                >= realtime_settings.COLLAB_COMPACT_AFTER
+            ):
+                await store.acompact(self.name)
         except Exception:
             logger.exception("compacting document %s failed", self.name)
         finally:

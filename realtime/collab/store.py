@@ -47,12 +47,18 @@ def read(name: str, after: int = 0) -> tuple[list[bytes], int]:
     return chunks, last
 
 
-def append(name: str, update: bytes) -> tuple[int, int]:
-    """Store ``update``; return its id and how many updates follow the snapshot."""
-    document, _ = Document.objects.get_or_create(name=name)
-    row = DocumentUpdate.objects.create(document=document, data=update)
-    pending = DocumentUpdate.objects.filter(document=document).count()
-    return row.pk, pending
+def append(name: str, update: bytes, document_id: int | None = None) -> tuple[int, int]:
+    """Store ``update``; return its id and the document's id (pass it next time:
+    one INSERT per update)."""
+    if document_id is None:
+        document_id = Document.objects.get_or_create(name=name)[0].pk
+    row = DocumentUpdate.objects.create(document_id=document_id, data=update)
+    return row.pk, document_id
+
+
+def pending(name: str) -> int:
+    """How many stored updates of ``name`` follow its snapshot."""
+    return DocumentUpdate.objects.filter(document__name=name).count()
 
 
 def compact(name: str) -> int:
@@ -96,6 +102,7 @@ def text(name: str, field: str = "content") -> str:
 
 aread = database_sync_to_async(read)
 aappend = database_sync_to_async(append)
+apending = database_sync_to_async(pending)
 acompact = database_sync_to_async(compact)
 aload = database_sync_to_async(load)
 atext = database_sync_to_async(text)
