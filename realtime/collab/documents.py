@@ -68,7 +68,7 @@ class OpenDocument:
     async def apply(self, update: bytes) -> bool:
         """Validate, apply and store ``update``; return False if it is empty.
 
-        Raise ValidationFailed if it does not decode, FrameTooLarge if the document
+        Raise ValidationFailed if it does not decode, ``too_large`` if the document
         would grow past COLLAB_MAX_DOCUMENT_BYTES. Stored before it returns: the
         caller relays it only then.
         """
@@ -78,8 +78,11 @@ class OpenDocument:
         if self.size + len(update) > limit:
             self.size = len(self.doc.get_update())  # measure before refusing
             if self.size + len(update) > limit:
-                raise exc.FrameTooLarge(
-                    f"document {self.name!r} would grow past {limit} bytes"
+                # Not FrameTooLarge: that closes the connection, and the
+                # document stays readable.
+                raise exc.RealtimeError(
+                    f"document {self.name!r} would grow past {limit} bytes",
+                    code="too_large",
                 )
         try:
             # yrs decodes the whole update before it changes anything.

@@ -266,3 +266,20 @@ async def test_awareness_is_relayed_stamped_with_the_user_and_cleared_on_leave(
     )
     assert bad["data"]["code"] == "invalid"
     await b.disconnect()
+
+
+async def test_a_full_document_refuses_updates_and_stays_readable(django_user_model):
+    alice = await user(django_user_model, "alice")
+    with override_settings(REALTIME={"COLLAB_MAX_DOCUMENT_BYTES": 300}):
+        a = await connect(alice)
+        pa = Peer("doc.notes")
+        await sync(a, pa)
+        assert (await a.request("doc.sync", pa.edit(lambda t: t.insert(0, "x" * 100))))[
+            "type"
+        ] == "rt.ack"
+        refused = await a.request("doc.sync", pa.edit(lambda t: t.insert(0, "y" * 300)))
+        assert refused["data"]["code"] == "too_large"
+        late = Peer("doc.notes")
+        await sync(a, late)  # same connection, still open
+        assert str(late) == "x" * 100
+        await a.disconnect()

@@ -79,8 +79,10 @@ async def test_a_document_cannot_grow_past_its_limit():
     client = pycrdt.Doc()
     with override_settings(REALTIME={"COLLAB_MAX_DOCUMENT_BYTES": 200}):
         await document.apply(edit(client, lambda t: t.insert(0, "x" * 50)))
-        with pytest.raises(exc.FrameTooLarge):
+        with pytest.raises(exc.RealtimeError) as refused:
             await document.apply(edit(client, lambda t: t.insert(0, "y" * 200)))
+        assert refused.value.code == "too_large"
+        assert refused.value.close_code is None  # the reader stays connected
     assert await store.atext("doc.d") == "x" * 50
 
 
