@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,30 +83,14 @@ class Server:
         self.proc = None
 
 
-class Cable:
-    """One browser's WebSocket line, which the test can cut: while it is down, the
-    open socket is closed and new ones are refused (the page is offline)."""
+async def go_offline(page) -> None:
+    """The page's client closes its socket (the server sees the close, as when a
+    browser notices its network is gone) and stays closed until ``come_back``."""
+    await page.evaluate("window.rtClient.close()")
 
-    def __init__(self) -> None:
-        self.up = True
-        self.routes: list = []
 
-    async def route(self, ws) -> None:
-        if not self.up:
-            await ws.close(code=1001, reason="offline")
-            return
-        self.routes.append(ws)
-        ws.connect_to_server()
-
-    async def cut(self) -> None:
-        self.up = False
-        for ws in self.routes:
-            await ws.close(code=1001, reason="offline")
-        self.routes.clear()
-
-    async def mend(self, page) -> None:
-        self.up = True
-        await page.evaluate("window.dispatchEvent(new Event('online'))")
+async def come_back(page) -> None:
+    await page.evaluate("window.rtClient.connect()")
 
 
 @pytest.fixture
@@ -122,12 +105,10 @@ def example(tmp_path, own_redis):
         server.stop()
 
 
-async def open_note(browser, server, name, errors, slug="meeting", cable=None):
+async def open_note(browser, server, name, errors, slug="meeting"):
     context = await browser.new_context(viewport={"width": 1100, "height": 640})
     page = await context.new_page()
     page.on("pageerror", lambda error: errors.append(f"{name}: {error}"))
-    if cable is not None:
-        await page.route_web_socket(re.compile(r"/ws/notes/"), cable.route)
     path = f"/notes/{slug}/"
     await page.goto(f"{server.url}/accounts/login/?next={path}")
     await page.fill("#id_username", name)
@@ -184,9 +165,8 @@ async def test_two_users_edit_live_offline_and_across_restarts(browser, example)
 
     db, (first, second), redis = example
     errors: list[str] = []
-    bob_cable = Cable()
     alice_ctx, alice = await open_note(browser, first, "alice", errors)
-    bob_ctx, bob = await open_note(browser, second, "bob", errors, cable=bob_cable)
+    bob_ctx, bob = await open_note(browser, second, "bob", errors)
 
     # Each sees the other arrive (presence of the document's group).
     await expect(alice.locator("#here [data-user=bob]")).to_be_visible(timeout=WAIT)
@@ -218,10 +198,13 @@ async def test_two_users_edit_live_offline_and_across_restarts(browser, example)
     await alice.screenshot(path=str(SCREENSHOTS / "notes.png"))
 
     # Bob goes offline and keeps typing in the same paragraph as alice.
-    await bob_cable.cut()
+    await go_offline(bob)
     await expect(bob.locator("body")).to_have_attribute(
         "data-doc", "offline", timeout=WAIT
     )
+    # His cursor leaves alice's page with him; he sees no stale cursors either.
+    await expect(alice.locator(".cm-ySelectionCaret")).to_have_count(0, timeout=WAIT)
+    await expect(bob.locator(".cm-ySelectionCaret")).to_have_count(0)
     await bob.keyboard.press("Home")
     await bob.keyboard.type("[bob offline] ", delay=10)
     await alice.keyboard.press("End")
@@ -236,7 +219,7 @@ async def test_two_users_edit_live_offline_and_across_restarts(browser, example)
     await alice.keyboard.type(" [after restart]", delay=10)
 
     # Bob comes back: what he typed offline reaches alice, what she typed reaches him.
-    await bob_cable.mend(bob)
+    await come_back(bob)
     await synced(bob)
     final = await same_text(
         [alice, bob],

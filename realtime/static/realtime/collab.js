@@ -119,6 +119,17 @@ export class DocumentProvider {
     this._onSubscribed = (ack) => {
       if (ack?.group === this.group) this._sync();
     };
+    // Presence says who is here: a user who left (even from a process that crashed,
+    // once presence notices) takes their cursors along. Awareness names the user with
+    // the id the server stamped, so the match cannot be forged.
+    this._onPresence = ({ type, group: g, member }) => {
+      if (type !== "leave" || g !== this.group || member?.id == null) return;
+      const gone = [];
+      for (const [id, state] of this.awareness.getStates()) {
+        if (id !== this.doc.clientID && state?.user?.id === member.id) gone.push(id);
+      }
+      if (gone.length) removeAwarenessStates(this.awareness, gone, this);
+    };
     this._onState = ({ state }) => {
       if (state === "open") return;
       this._setSynced(false);
@@ -131,6 +142,7 @@ export class DocumentProvider {
     this.awareness.on("update", this._onAwareness);
     client.on("subscribed", this._onSubscribed);
     client.on("state", this._onState);
+    client.on("presence", this._onPresence);
     this.subscription = client.subscribe(group, (frame) => this._onFrame(frame), {
       onRecoveryFailed: () => this._sync(), // relays may have been lost: sync again
       onError: (error) => this._emit("error", error),
@@ -266,6 +278,7 @@ export class DocumentProvider {
     this.awareness.off("update", this._onAwareness);
     this.client.off("subscribed", this._onSubscribed);
     this.client.off("state", this._onState);
+    this.client.off("presence", this._onPresence);
     this.subscription.unsubscribe();
   }
 }
