@@ -42,6 +42,7 @@ class OpenDocument:
         self.document_id: int | None = None
         #: Updates this process stored since it last checked for compaction.
         self.stored = 0
+        self.loaded = False
 
     async def refresh(self) -> None:
         """Apply the updates stored (by any process) since the last refresh."""
@@ -50,6 +51,7 @@ class OpenDocument:
             self.doc.apply_update(chunk)
             self.size += len(chunk)
         self.last_id = last
+        self.loaded = True
         if chunks and self.size > realtime_settings.COLLAB_MAX_DOCUMENT_BYTES:
             self.size = len(self.doc.get_update())
 
@@ -74,6 +76,9 @@ class OpenDocument:
         """
         if update == EMPTY_UPDATE:
             return False
+        if not self.loaded:
+            # The size limit counts what is stored, not only what this copy saw.
+            await self.refresh()
         limit = realtime_settings.COLLAB_MAX_DOCUMENT_BYTES
         if self.size + len(update) > limit:
             self.size = len(self.doc.get_update())  # measure before refusing

@@ -66,6 +66,7 @@ async def test_an_update_whose_dependencies_another_process_holds_is_stored():
     # Process B's copy lacks what process A accepted; a client's next update builds
     # on it. B cannot integrate it yet, but must store and relay it.
     on_a, on_b = OpenDocument("doc.f"), OpenDocument("doc.f")
+    await on_b.refresh()  # B loaded the document before A's update
     client = pycrdt.Doc()
     await on_a.apply(edit(client, lambda t: t.insert(0, "from A ")))
     assert await on_b.apply(edit(client, lambda t: t.insert(7, "then B")))
@@ -84,6 +85,16 @@ async def test_a_document_cannot_grow_past_its_limit():
         assert refused.value.code == "too_large"
         assert refused.value.close_code is None  # the reader stays connected
     assert await store.atext("doc.d") == "x" * 50
+
+
+async def test_the_size_limit_counts_what_other_processes_stored():
+    client = pycrdt.Doc()
+    await OpenDocument("doc.g").apply(edit(client, lambda t: t.insert(0, "x" * 150)))
+    elsewhere = OpenDocument("doc.g")  # another process, never loaded it
+    with override_settings(REALTIME={"COLLAB_MAX_DOCUMENT_BYTES": 200}):
+        with pytest.raises(exc.RealtimeError) as refused:
+            await elsewhere.apply(edit(client, lambda t: t.insert(0, "y" * 100)))
+    assert refused.value.code == "too_large"
 
 
 async def test_open_documents_are_bounded_and_unloaded_when_idle():
