@@ -91,9 +91,9 @@ async def test_the_size_limit_counts_what_other_processes_stored():
     client = pycrdt.Doc()
     await OpenDocument("doc.g").apply(edit(client, lambda t: t.insert(0, "x" * 150)))
     elsewhere = OpenDocument("doc.g")  # another process, never loaded it
-    with override_settings(REALTIME={"COLLAB_MAX_DOCUMENT_BYTES": 200}):
-        with pytest.raises(exc.RealtimeError) as refused:
-            await elsewhere.apply(edit(client, lambda t: t.insert(0, "y" * 100)))
+    limit = override_settings(REALTIME={"COLLAB_MAX_DOCUMENT_BYTES": 200})
+    with limit, pytest.raises(exc.RealtimeError) as refused:
+        await elsewhere.apply(edit(client, lambda t: t.insert(0, "y" * 100)))
     assert refused.value.code == "too_large"
 
 
