@@ -1,7 +1,7 @@
 """ASGI entry point: ``daphne example_project.asgi:application``.
 
 HTTP goes to Django (WhiteNoise serves the static files); WebSockets go through
-realtime's origin check and authentication to the two consumers.
+realtime's origin check and authentication to the consumers.
 """
 
 import os
@@ -16,6 +16,7 @@ from django.urls import path  # noqa: E402
 
 import realtime.asgi  # noqa: E402
 from example_project.chat.consumers import ChatConsumer, DashboardConsumer  # noqa: E402
+from example_project.notes.consumers import NotesConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -24,6 +25,7 @@ application = ProtocolTypeRouter(
             [
                 path("ws/", ChatConsumer.as_asgi()),
                 path("ws/dashboard/", DashboardConsumer.as_asgi()),
+                path("ws/notes/", NotesConsumer.as_asgi()),
             ]
         ),
     }

@@ -21,7 +21,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "realtime",
     "realtime.inbox",
+    "realtime.collab",
     "example_project.chat",
+    "example_project.notes",
 ]
 
 MIDDLEWARE = [

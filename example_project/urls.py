@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from example_project.chat import views
+from example_project.notes import views as notes_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +15,8 @@ urlpatterns = [
         name="chat-messages",
     ),
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("notes/", notes_views.notes, name="notes"),
+    path("notes/<slug:slug>/", notes_views.notes, name="note"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("inbox/", include("realtime.inbox.urls")),

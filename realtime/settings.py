@@ -106,6 +106,20 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_ENABLED": False,
     "METRICS_ALLOWED_IPS": ["127.0.0.1", "::1"],
     "METRICS_TOKEN": None,
+    # Shared documents (realtime.collab, docs/collab.md).
+    # Largest Yjs update a client may send, in bytes (the frame limit applies too).
+    "COLLAB_MAX_UPDATE_BYTES": 256 * 1024,
+    # Largest document, in bytes of encoded state: past it updates are too_large.
+    "COLLAB_MAX_DOCUMENT_BYTES": 4 * 1024 * 1024,
+    # Documents a process keeps open at once; the least recently used goes first.
+    "COLLAB_MAX_OPEN_DOCUMENTS": 500,
+    # Seconds an open document stays in memory after its last use.
+    "COLLAB_IDLE_SECONDS": 300,
+    # Token bucket per connection for document updates and awareness changes.
+    "COLLAB_RATE": 20.0,
+    "COLLAB_BURST": 40,
+    # Updates stored after the snapshot before they are merged into it.
+    "COLLAB_COMPACT_AFTER": 200,
 }
 
 
@@ -199,6 +213,13 @@ TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         "a string or None",
         _optional(lambda value: isinstance(value, str)),
     ),
+    "COLLAB_MAX_UPDATE_BYTES": _INTEGER,
+    "COLLAB_MAX_DOCUMENT_BYTES": _INTEGER,
+    "COLLAB_MAX_OPEN_DOCUMENTS": _INTEGER,
+    "COLLAB_IDLE_SECONDS": _NUMBER,
+    "COLLAB_RATE": _NUMBER,
+    "COLLAB_BURST": _NUMBER,
+    "COLLAB_COMPACT_AFTER": _INTEGER,
 }
 
 

@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "realtime",
     "realtime.inbox",
+    "realtime.collab",
     "tests.testapp",
 ]
 MIDDLEWARE = [

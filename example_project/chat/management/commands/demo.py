@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from example_project.chat.models import Message, Room
+from example_project.notes.models import Note
 
 DEMO_USERS = [
     ("alice", "alice-password"),
@@ -16,6 +17,8 @@ DEMO_USERS = [
     ("carol", "carol-password"),
 ]
 DEMO_ROOMS = [("lobby", "Lobby"), ("random", "Random"), ("dev", "Dev")]
+# Shared documents: carol may read the release notes, not change them.
+DEMO_NOTES = [("meeting", "Meeting notes", []), ("release", "Release notes", ["carol"])]
 
 
 class Command(BaseCommand):
@@ -40,6 +43,9 @@ class Command(BaseCommand):
             user.save()
         for slug, name in DEMO_ROOMS:
             Room.objects.get_or_create(slug=slug, defaults={"name": name})
+        for slug, title, viewers in DEMO_NOTES:
+            note, _ = Note.objects.get_or_create(slug=slug, defaults={"title": title})
+            note.viewers.set(User.objects.filter(username__in=viewers))
         lobby = Room.objects.get(slug="lobby")
         if not lobby.messages.exists():
             Message.objects.create(
