@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, start_server
+from tests.support.processes import ROOT, free_port, start_server
 
 WAIT = 20_000  # ms
 SCREENSHOTS = ROOT / "docs" / "screenshots"

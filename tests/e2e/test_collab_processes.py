@@ -10,8 +10,9 @@ import os
 
 import pytest
 
-from tests.conftest import django_shell, free_port, start_server
 from tests.support.collab import Peer
+from tests.support.processes import free_port, start_server
+from tests.support.servers import django_shell
 
 pytestmark = pytest.mark.e2e
 
