@@ -7,6 +7,7 @@ metrics are written against this protocol, so none of them imports the consumer.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
@@ -32,9 +33,7 @@ class Connection(Protocol):
     @property
     def log(self) -> Any: ...
     @property
-    def state(self) -> ConnectionState: ...
-    @property
-    def subs(self) -> Any: ...
+    def subs(self) -> Mapping[str, Any]: ...
 
     # The credential the connection authenticated with, re-checked while it is open.
     @property

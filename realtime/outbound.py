@@ -36,6 +36,11 @@ class Writes(enum.Enum):
     CLOSED = "closed"  # the close was sent: nothing more is written
 
 
+# The per-frame path compares with these: a member read through its class
+# (Writes.OPEN) costs a lookup in the enum's class for every frame to every socket.
+OPEN, CLOSING, SLOW, CLOSED = Writes
+
+
 class Outbox:
     """Ordered, backpressured writes to one WebSocket through the server's ``send``."""
 
@@ -107,7 +112,7 @@ class Outbox:
         WebSocket frame, built once per process.
         """
         state = self.state
-        if state is Writes.CLOSED:
+        if state is CLOSED:
             return False
         self.sent_bytes += len(text)
         if message is None:
@@ -125,7 +130,7 @@ class Outbox:
                 self._start_writer(_awaited(send), None)
             else:
                 self._start_writer(send, waiting)  # type: ignore[arg-type]
-        if state is not Writes.OPEN:
+        if state is not OPEN:
             return False  # closing already: no ping, no second close
         limit = realtime_settings.MAX_PENDING_BYTES
         if self.sent_bytes - self.acked_bytes > limit:
@@ -133,15 +138,6 @@ class Outbox:
         if self.sent_bytes - self.ping_bytes > limit // 4:
             return self.write(self._next_ping())
         return False
-
-    def write_event(
-        self, text: str, message: dict | None = None, frame: bytes | None = None
-    ) -> None:
-        """Write a group event without waiting; a client too slow for it is closed."""
-        if self.state is Writes.SLOW:
-            return  # closing with 4507: the client recovers the rest from history
-        if self.write(text, message, frame):
-            self.too_slow()
 
     def _write_frame(self, frame: bytes) -> bool:
         # A group event's frame, built once per process: on daphne it goes straight

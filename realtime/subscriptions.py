@@ -26,7 +26,7 @@ from realtime.connection import Connection
 from realtime.hub import Hub
 from realtime.layers import unreachable
 from realtime.live import Event
-from realtime.outbound import Outbox, Writes, background
+from realtime.outbound import CLOSED, SLOW, Outbox, background
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
@@ -208,15 +208,20 @@ class Subscriptions(Mapping[str, Subscription]):
             self._due_reset(sub)
         if event.seq is not None and not self._in_order(sub, event):
             return
+        outbox = self.outbox
+        if outbox.state is SLOW:
+            return  # closing with 4507: the client recovers the rest from history
         if self.versions:
             text = event.text_for(self.versions.get(event.type))
             if text is None:
                 return
-            self.outbox.write_event(text)
+            too_slow = outbox.write(text)
         else:
             # One ASGI message and one frame per event per process: servers only
             # read the message, and the frame is the same bytes on every socket.
-            self.outbox.write_event(event.text, event.message, event.frame)
+            too_slow = outbox.write(event.text, event.message, event.frame)
+        if too_slow:
+            outbox.too_slow()
 
     # -- continuity ---------------------------------------------------------------
 
@@ -282,7 +287,7 @@ class Subscriptions(Mapping[str, Subscription]):
             found, issued = None, None
         else:
             issued = read.issued
-        if self.outbox.state is Writes.CLOSED or self._groups.get(group) is not sub:
+        if self.outbox.state is CLOSED or self._groups.get(group) is not sub:
             return  # closed, unsubscribed or resubscribed meanwhile
         if found is None:
             # Go on from the first held event: the client is told what it missed.

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import realtime
 from realtime import status
 from realtime.auth import issue_ticket
 from realtime.connection import ConnectionState
@@ -157,6 +158,19 @@ async def test_closing_lets_queued_frames_out_then_closes_once():
     assert consumer.close_code == 1000
     assert consumer.transitions == [CONNECTING, OPEN, CLOSING, CLOSED]
     await comm.wait(3)
+
+
+async def test_a_connection_found_too_slow_gets_no_more_events():
+    comm, consumer = await open_connection()
+    await comm.subscribe("public.a")
+    consumer.outbox.too_slow()  # as when MAX_PENDING_BYTES is passed
+    await realtime.anotify("public.a", "test.note", {"text": "dropped"})
+    error = await comm.receive_frame()  # no event before the error
+    assert error["data"]["code"] == "slow_consumer"
+    closed = await comm.receive_output(3)
+    assert closed == {"type": "websocket.close", "code": 4507}
+    await comm.wait(3)
+    assert consumer.transitions == [CONNECTING, OPEN, CLOSING, CLOSED]
 
 
 async def test_every_transition_moves_down_the_list():
