@@ -39,6 +39,7 @@ DOCUMENTED = [
     ("realtime.auth", "HeaderAuthenticator"),
     ("realtime.auth", "FirstMessageAuthenticator"),
     ("realtime.auth", "Credential"),
+    ("realtime.connection", "ConnectionState"),
     ("realtime.asgi", "websocket_app"),
     ("realtime.testing", "RealtimeCommunicator"),
     ("realtime.testing", "capture_notifications"),
