@@ -1,8 +1,10 @@
 """Handshake authenticators and single-use tickets.
 
-Authenticators run in REALTIME["AUTHENTICATORS"] order at the handshake. Each returns a
-user when it found valid credentials, None when it found none, and raises
-NotAuthenticated when it found credentials that are invalid, expired or revoked.
+Authenticators run in REALTIME["AUTHENTICATORS"] order at the handshake. Each returns
+``(user, credential)`` when it found valid credentials (as DRF's ``authenticate()``
+returns ``(user, auth)``), None when it found none, and raises NotAuthenticated when it
+found credentials that are invalid, expired or revoked. The credential says what the
+connection is re-checked against while it stays open (``revalidate``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import asyncio
 import base64
 import logging
 import secrets
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,13 +43,56 @@ def query_param(scope: dict, name: str) -> str | None:
     return values[0] if values else None
 
 
+@dataclass(frozen=True)
+class Credential:
+    """What a connection authenticated with, re-checked while it stays open: a
+    Django session or a DRF authtoken (ended or deleted: the socket closes, 4401)."""
+
+    session_key: str | None = None
+    token_key: str | None = None
+
+
+#: What an authenticator found: the user, and the credential to re-check (None when
+#: there is nothing to re-check, as with a JWT).
+Authenticated = tuple[Any, Credential | None]
+
+
 class BaseAuthenticator:
     """Finds a user from the handshake."""
 
-    async def authenticate(self, consumer: Connection) -> Any | None:
-        """Return a user, None when no credentials were offered, or raise
-        NotAuthenticated when the offered credentials are bad."""
+    async def authenticate(self, consumer: Connection) -> Authenticated | None:
+        """Return ``(user, credential)``, None when no credentials were offered, or
+        raise NotAuthenticated when the offered credentials are bad."""
         raise NotImplementedError
+
+
+async def authenticate(
+    authenticators: list, consumer: Connection
+) -> Authenticated | None:
+    """The first ``(user, credential)`` one of ``authenticators`` finds, or None."""
+    for authenticator in authenticators:
+        found = authenticated(await authenticator.authenticate(consumer), authenticator)
+        if found is not None:
+            return found
+    return None
+
+
+def authenticated(result: Any, authenticator: Any) -> Authenticated | None:
+    """``result`` of ``authenticator`` as ``(user, credential)``.
+
+    A bare user (what authenticators returned up to 0.1) still works, with a
+    DeprecationWarning: such a connection has no credential to re-check.
+    """
+    if result is None or isinstance(result, tuple):
+        return result
+    warnings.warn(
+        f"{type(authenticator).__qualname__}.authenticate() returned a bare user; "
+        "return (user, credential) instead, credential None when there is nothing "
+        "to re-check (bare users are refused from 1.0)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return result, None
 
 
 class SessionAuthenticator(BaseAuthenticator):
@@ -56,7 +103,7 @@ class SessionAuthenticator(BaseAuthenticator):
     ``websocket_app`` still never rides a cookie sent by a foreign page.
     """
 
-    async def authenticate(self, consumer: Connection) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Authenticated | None:
         scope = consumer.scope
         raw = header(scope, b"cookie")
         if not raw:
@@ -71,9 +118,9 @@ class SessionAuthenticator(BaseAuthenticator):
             logger.info("session cookie ignored: the handshake has no allowed Origin")
             return None
         user = await _session_user(session_key)
-        if user is not None:
-            consumer.session_key = session_key  # re-checked by the hub
-        return user
+        if user is None:
+            return None
+        return user, Credential(session_key=session_key)
 
 
 def _session_store() -> Any:
@@ -201,9 +248,9 @@ def _fernet_key(secret: str) -> bytes:
     return base64.urlsafe_b64encode(digest)
 
 
-async def redeem_ticket(ticket: str, consumer: Connection | None = None) -> Any:
-    """Return the ticket's user, or raise NotAuthenticated (expired, forged, reused,
-    or its credential revoked). ``consumer`` is bound to that credential."""
+async def redeem_ticket(ticket: str) -> Authenticated:
+    """Return the ticket's user and the credential it was minted with, or raise
+    NotAuthenticated (expired, forged, reused, or its credential revoked)."""
     ttl = realtime_settings.TICKET_TTL
     try:
         payload = signing.loads(ticket, salt=TICKET_SALT, max_age=ttl)
@@ -222,11 +269,13 @@ async def redeem_ticket(ticket: str, consumer: Connection | None = None) -> Any:
         user = await (_session_user(key) if kind == "s" else _token_user(key))
     if user is None or str(user.pk) != payload["u"]:
         raise NotAuthenticated("ticket user or credential is no longer valid")
-    if consumer is not None and kind == "s":
-        consumer.session_key = key  # re-checked by the hub like a cookie's
-    elif consumer is not None and kind == "t":
-        consumer.token_key = key
-    return user
+    # The socket is re-checked against the minting credential, like one opened
+    # with it.
+    if kind == "s":
+        return user, Credential(session_key=key)
+    if kind == "t":
+        return user, Credential(token_key=key)
+    return user, None
 
 
 def _decrypt(credential: str) -> str:
@@ -280,11 +329,11 @@ def revoked_tokens(keys: set) -> set:
 class TicketAuthenticator(BaseAuthenticator):
     """``?ticket=...`` from the ticket endpoint (``realtime:ticket``)."""
 
-    async def authenticate(self, consumer: Connection) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Authenticated | None:
         ticket = query_param(consumer.scope, "ticket")
         if not ticket:
             return None
-        return await redeem_ticket(ticket, consumer)
+        return await redeem_ticket(ticket)
 
 
 def header_authentication_classes() -> list[type]:
@@ -306,15 +355,14 @@ def header_authentication_classes() -> list[type]:
     return classes
 
 
-def _remember_token(consumer: Connection | None, auth: Any) -> None:
-    # A DRF authtoken's key, so the hub can close the socket once the token is
-    # deleted (revoked); other credentials carry nothing to re-check.
-    if consumer is None or "rest_framework.authtoken" not in settings.INSTALLED_APPS:
-        return
+def _drf_credential(auth: Any) -> Credential | None:
+    # A DRF authtoken's key, so the socket closes once the token is deleted
+    # (revoked); other credentials carry nothing to re-check.
+    if "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+        return None
     from rest_framework.authtoken.models import Token
 
-    if isinstance(auth, Token):
-        consumer.token_key = auth.key
+    return Credential(token_key=auth.key) if isinstance(auth, Token) else None
 
 
 @database_sync_to_async
@@ -341,15 +389,14 @@ def _drf_authenticate(headers: dict[str, str]) -> tuple[Any, Any] | None:
 class HeaderAuthenticator(BaseAuthenticator):
     """``Authorization`` header through DRF authentication classes (non-browser clients)."""
 
-    async def authenticate(self, consumer: Connection) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Authenticated | None:
         value = header(consumer.scope, b"authorization")
         if not value:
             return None
         result = await _drf_authenticate({"Authorization": value})
         if result is None:
             return None
-        _remember_token(consumer, result[1])
-        return result[0]
+        return result[0], _drf_credential(result[1])
 
 
 class FirstMessageAuthenticator(BaseAuthenticator):
@@ -359,22 +406,21 @@ class FirstMessageAuthenticator(BaseAuthenticator):
     ``Authorization: <keyword> <token>`` header (``Token`` for DRF's authtoken).
     """
 
-    async def authenticate(self, consumer: Connection) -> Any | None:
+    async def authenticate(self, consumer: Connection) -> Authenticated | None:
         return None  # nothing at the handshake; see authenticate_token
 
-    async def authenticate_token(
-        self, token: Any, consumer: Connection | None = None
-    ) -> Any:
+    async def authenticate_token(self, token: Any) -> Authenticated:
+        """Return ``(user, credential)`` for the token of an ``rt.auth``, or raise
+        NotAuthenticated."""
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise NotAuthenticated("rt.auth needs data.token, a non-empty string")
         if ":" in token:  # signed tickets carry a timestamp separated by ':'
-            return await redeem_ticket(token, consumer)
+            return await redeem_ticket(token)
         for cls in header_authentication_classes():
             keyword = getattr(cls, "keyword", "Bearer")
             result = await _drf_authenticate({"Authorization": f"{keyword} {token}"})
             if result is not None:
-                _remember_token(consumer, result[1])
-                return result[0]
+                return result[0], _drf_credential(result[1])
         raise NotAuthenticated("token is not valid")
 
 

@@ -1,4 +1,4 @@
-"""What the layers below the consumer use of a connection.
+"""What the layers below the consumer use of a connection, and its one state.
 
 ``RealtimeConsumer`` provides all of it; the hub, presence, auth, permissions and the
 metrics are written against this protocol, so none of them imports the consumer.
@@ -6,7 +6,19 @@ metrics are written against this protocol, so none of them imports the consumer.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from typing import Any, Protocol
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; it only ever moves down this list."""
+
+    CONNECTING = "connecting"  # handshake received, not accepted yet
+    AUTHENTICATING = "authenticating"  # accepted, waiting for rt.auth
+    OPEN = "open"  # accepted and authenticated: subscribes, sends, receives events
+    CLOSING = "closing"  # its last frames (an rt.error) leave before the close
+    CLOSED = "closed"  # closed and cleaned up: out of the hub and its groups
 
 
 class Connection(Protocol):
@@ -21,11 +33,13 @@ class Connection(Protocol):
     @property
     def log(self) -> Any: ...
     @property
-    def subs(self) -> dict[str, Any]: ...
+    def subs(self) -> Mapping[str, Any]: ...
 
-    # Set by the authenticators: the credential the connection is re-checked against.
-    token_key: str | None
-    session_key: str | None
+    # The credential the connection authenticated with, re-checked while it is open.
+    @property
+    def token_key(self) -> str | None: ...
+    @property
+    def session_key(self) -> str | None: ...
 
     @property
     def personal_group(self) -> str | None: ...
@@ -43,4 +57,4 @@ class Connection(Protocol):
     def mark_reset(self, group: str, reason: str) -> None: ...
     def flush_reset(self, group: str) -> None: ...
     def check_position(self, group: str, epoch: str, seq: int) -> None: ...
-    async def _ack(self, id: str | None, data: Any = None) -> None: ...
+    async def ack(self, id: str | None, data: Any = None) -> None: ...

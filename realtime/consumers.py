@@ -3,13 +3,16 @@
 The protocol handlers here own the bookkeeping (auth, acks, limits, subscriptions,
 recovery, presence); users declare ``permission_classes``, ``subscriptions`` and
 ``@handler`` methods and override small hooks (``on_connect``, ``on_disconnect``).
-A client's ``type`` is only ever looked up in the handler table built from
-``@handler`` declarations: it is never turned into a method name.
+A client's ``type`` is only ever looked up in the handler tables (``@handler``
+declarations, ``protocol_handlers``): it is never turned into a method name.
+
+A connection is composed of its ``outbox`` (ordered, backpressured writes and pings,
+realtime.outbound), its ``subs`` (joined groups and the delivery of their events,
+realtime.subscriptions) and one ``state`` (realtime.connection.ConnectionState).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
@@ -25,18 +28,32 @@ from django.contrib.auth.models import AnonymousUser
 
 from realtime import envelope, ephemeral, logs, metrics, presence, status
 from realtime import exceptions as exc
-from realtime.auth import FirstMessageAuthenticator, user_summary
+from realtime.auth import (
+    Credential,
+    FirstMessageAuthenticator,
+    authenticate,
+    authenticated,
+    user_summary,
+)
+from realtime.connection import ConnectionState
 from realtime.encoding import dumps
 from realtime.envelope import Message
-from realtime.groups import user_group, validate_group_name
+from realtime.groups import (
+    check_not_personal,
+    compile_patterns,
+    match_patterns,
+    user_group,
+    validate_group_name,
+)
 from realtime.hub import get_hub
 from realtime.layers import unreachable
-from realtime.outbound import OutboundMixin, _background
-from realtime.permissions import call_check
+from realtime.live import Event
+from realtime.outbound import Outbox, background
+from realtime.permissions import check_permissions, denied_by
 from realtime.publishing import anotify, prepare
 from realtime.schema import registry
 from realtime.settings import realtime_settings
-from realtime.subscriptions import Subscription, SubscriptionsMixin
+from realtime.subscriptions import Subscriptions
 from realtime.throttling import TokenBucket
 
 # Message is defined below the connection (ephemeral relays build it too) and is
@@ -59,7 +76,7 @@ def handler(
     return decorator
 
 
-class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
+class RealtimeConsumer(AsyncConsumer):
     """A WebSocket endpoint speaking the realtime protocol (see docs/protocol.md)."""
 
     #: None: REALTIME["AUTHENTICATORS"]; a list overrides it for this consumer.
@@ -71,14 +88,27 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
     #: Client events relayed to a group the sender is subscribed to (typing
     #: indicators): event type -> permission classes. No history, no echo.
     ephemeral_events: dict[str, list] = {}
-    #: The DRF authtoken this connection authenticated with (re-checked by the hub).
-    token_key: str | None = None
-    #: The Django session this connection authenticated with (re-checked by the hub).
-    session_key: str | None = None
-    #: The user's own group, joined once authenticated (``notify_user`` reaches it).
-    personal_group: str | None = None
+    #: Protocol frames (``rt.*``) and the methods answering them. Those not listed
+    #: in ``open_to_unauthenticated`` wait for ``rt.auth`` on a connection that must
+    #: authenticate first.
+    protocol_handlers: dict[str, str] = {
+        "rt.ping": "_rt_ping",
+        "rt.pong": "_rt_pong",
+        "rt.auth": "_rt_auth",
+        "rt.hello": "_rt_hello",
+        "rt.subscribe": "_rt_subscribe",
+        "rt.unsubscribe": "_rt_unsubscribe",
+        "rt.presence": "_rt_presence",
+    }
+    open_to_unauthenticated = frozenset({"rt.ping", "rt.pong", "rt.auth", "rt.hello"})
+
+    #: Where the connection is in its life (see ConnectionState).
+    state = ConnectionState.CONNECTING
+    #: What this connection authenticated with, re-checked while it stays open.
+    credential: Credential | None = None
 
     _handlers: dict[str, tuple[str, list | None]] = {}
+    _compiled_subscriptions: list | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -122,6 +152,61 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             classes = realtime_settings.DEFAULT_PERMISSION_CLASSES
         return [cls() for cls in classes]
 
+    def get_subscription_patterns(self) -> list:
+        compiled = type(self).__dict__.get("_compiled_subscriptions")
+        if compiled is None:
+            compiled = compile_patterns(self.subscriptions)
+            type(self)._compiled_subscriptions = compiled
+        return compiled
+
+    # -- what services see of the connection (realtime.connection.Connection) -------
+
+    @property
+    def token_key(self) -> str | None:
+        """The DRF authtoken this connection authenticated with (re-checked)."""
+        return self.credential.token_key if self.credential else None
+
+    @property
+    def session_key(self) -> str | None:
+        """The Django session this connection authenticated with (re-checked)."""
+        return self.credential.session_key if self.credential else None
+
+    @property
+    def personal_group(self) -> str | None:
+        """The user's own group, joined once authenticated (``notify_user``)."""
+        return self.subs.personal
+
+    @property
+    def presence_groups(self) -> list[str]:
+        """Groups where this connection is listed in presence (leases to renew)."""
+        return self.subs.presence_groups
+
+    def is_subscribed(self, group: str) -> bool:
+        """Return True if this connection is subscribed to ``group``."""
+        return group in self.subs
+
+    def push(self, event: Event) -> None:
+        """Write a group event to this socket without waiting (called by the hub)."""
+        self.subs.push(event)
+
+    def mark_reset(self, group: str, reason: str) -> None:
+        """Events of ``group`` (no history) may be lost: say so before the next."""
+        self.subs.mark_reset(group, reason)
+
+    def flush_reset(self, group: str) -> None:
+        """Send a due rt.reset now (no event came to carry it)."""
+        self.subs.flush_reset(group)
+
+    def check_position(self, group: str, epoch: str, seq: int) -> None:
+        """The hub read ``group``'s position: repair if this socket is behind it."""
+        self.subs.check_position(group, epoch, seq)
+
+    async def ack(self, id: str | None, data: Any = None) -> None:
+        """Answer client frame ``id`` with an ``rt.ack`` carrying ``data``."""
+        await self.outbox.ack(id, data)
+
+    # -- sending --------------------------------------------------------------------
+
     async def notify(self, group: str, type: str, data: Any = None, **kw: Any) -> Any:
         """Send an event to a group (``realtime.anotify``)."""
         return await anotify(group, type, data, **kw)
@@ -151,7 +236,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             if id is not None:
                 frame["id"] = id
             metrics.frame_out(type)
-            await self._send_text(dumps(frame).decode())
+            await self.outbox.send_text(dumps(frame).decode())
 
     # -- ASGI -----------------------------------------------------------------------
 
@@ -162,23 +247,26 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self.connection_id = uuid.uuid4().hex[:16]
         self.log = logs.ConnectionLog(logger, self)
         self.user = scope.get("user") or AnonymousUser()
-        self.subs: dict[str, Subscription] = {}
+        self.state = ConnectionState.CONNECTING
         self.versions: dict[str, int] = {}
-        self.closed = self.accepted = self.pending_auth = self._cleaned = False
-        self._closing = False
         self.close_code: int | None = None
-        self.sent_bytes = self.ping_bytes = self.acked_bytes = 0
-        self._pings: deque[tuple[str, int]] = deque(maxlen=32)
         self._faults = 0
         self._rate_strikes: deque[float] = deque()
         self.bucket = TokenBucket(realtime_settings.RATE, realtime_settings.BURST)
         self.hub = await get_hub()
+        self.outbox = Outbox(
+            send, close=self.close, connection_id=self.connection_id, log=self.log
+        )
+        self.subs = Subscriptions(self, self.outbox, self.hub, versions=self.versions)
+        # The hub's call per event and socket lands on the subscriptions directly:
+        # composing the connection costs the fan-out no extra call.
+        self.push = self.subs.push  # type: ignore[method-assign]
         first = await receive()
         if first["type"] != "websocket.connect":
             return
         try:
             await self._open()
-            while not self.closed:
+            while self.state is not ConnectionState.CLOSED:
                 message = await receive()
                 if message["type"] == "websocket.receive":
                     await self._on_frame(message)
@@ -202,7 +290,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self.hub.connections.add(self)
         metrics.connection_opened(self)
         try:
-            user = await self._authenticate()
+            found = await authenticate(self.get_authenticators(), self)
         except exc.NotAuthenticated as error:
             self.log.info(
                 "connection %s: authentication failed (%s)",
@@ -211,18 +299,19 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             )
             await self.close(error, status.WS_4401_NOT_AUTHENTICATED)
             return
-        if user is not None:
-            self.user = user
+        if found is not None:
+            self.user, self.credential = found
+        state = ConnectionState.OPEN
         denied = await self._check_connect()
         if denied is not None:
             if not self.user.is_authenticated and self._first_message_auth():
-                self.pending_auth = True
+                state = ConnectionState.AUTHENTICATING
                 self.auth_deadline = now + realtime_settings.AUTH_TIMEOUT
             else:
                 await self.close(denied, denied.close_code or status.WS_4403_FORBIDDEN)
                 return
-        await self._accept()
-        await self._send_frame(
+        await self._accept(state)
+        await self.outbox.send_frame(
             {
                 "type": "rt.welcome",
                 "data": {
@@ -230,20 +319,13 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                     "connection_id": self.connection_id,
                     "heartbeat": realtime_settings.HEARTBEAT_INTERVAL,
                     "user": user_summary(self.user),
-                    "auth_required": self.pending_auth,
+                    "auth_required": state is ConnectionState.AUTHENTICATING,
                     "max_frame_bytes": realtime_settings.MAX_FRAME_BYTES,
                 },
             }
         )
-        if not self.pending_auth:
+        if state is ConnectionState.OPEN:
             await self._connected()
-
-    async def _authenticate(self) -> Any | None:
-        for authenticator in self.get_authenticators():
-            user = await authenticator.authenticate(self)
-            if user is not None:
-                return user
-        return None
 
     def _first_message_auth(self) -> FirstMessageAuthenticator | None:
         for authenticator in self.get_authenticators():
@@ -252,30 +334,26 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         return None
 
     async def _check_connect(self) -> exc.RealtimeError | None:
-        for permission in self.get_permissions():
-            if not await call_check(permission.has_permission, self):
-                if not self.user.is_authenticated:
-                    return exc.NotAuthenticated(permission.message)
-                return exc.PermissionDenied(
-                    permission.message, close_code=status.WS_4403_FORBIDDEN
-                )
-        return None
+        permission = await denied_by(self.get_permissions(), "has_permission", self)
+        if permission is None:
+            return None
+        if not self.user.is_authenticated:
+            return exc.NotAuthenticated(permission.message)
+        return exc.PermissionDenied(
+            permission.message, close_code=status.WS_4403_FORBIDDEN
+        )
 
     async def _connected(self) -> None:
         if self.user.is_authenticated:
-            group = self.personal_group = user_group(self.user)
-            self.subs[group] = sub = Subscription(group)
-            await self.hub.join(group, self)  # held in sub.buffer meanwhile
-            await self._position(sub)
+            await self.subs.join_personal(user_group(self.user))
         try:
             await self.on_connect()
         except exc.RealtimeError as error:
             await self.close(error, error.close_code or status.WS_4403_FORBIDDEN)
 
-    async def _accept(self) -> None:
-        if not self.accepted:
-            self.accepted = True
-            await self.base_send({"type": "websocket.accept"})
+    async def _accept(self, state: ConnectionState) -> None:
+        self.state = state
+        await self.base_send({"type": "websocket.accept"})
 
     async def close(
         self,
@@ -286,20 +364,19 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
     ) -> None:
         """Send ``error`` (if any) as rt.error, answering frame ``id``, close with
         ``code`` and clean up."""
-        if self.closed or self._closing:
+        state = self.state
+        if state is ConnectionState.CLOSING or state is ConnectionState.CLOSED:
             return
-        self._closing = True  # the rt.error below must not trigger another close
+        self.state = ConnectionState.CLOSING  # the rt.error must not close again
+        self.outbox.closing()
         metrics.closing(error, code)
         if error is not None:
-            await self._accept()
-            await self._send_error(error, id)
-        if self._writer is not None:
-            # Frames queued behind a flow-controlled send (uvicorn) leave first, so
-            # the close never overtakes them; bounded, the socket may be stuck.
-            await asyncio.wait([self._writer], timeout=5)
-        self.closed = True
+            if state is ConnectionState.CONNECTING:
+                await self.base_send({"type": "websocket.accept"})
+            await self.outbox.send_error(error, id)
+        await self.outbox.finish(timeout=5)
         self.close_code = code
-        self._flush_held()
+        self.outbox.close()
         try:
             await self.base_send({"type": "websocket.close", "code": code})
         except Exception:
@@ -307,18 +384,17 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         await self._cleanup()
 
     async def _cleanup(self) -> None:
-        if self._cleaned:
+        if self.state is ConnectionState.CLOSED:
             return
-        self._cleaned = True
-        self.closed = True
+        self.state = ConnectionState.CLOSED
+        self.outbox.close()
         self.hub.connections.discard(self)
         metrics.connection_closed(self)
-        for group, sub in list(self.subs.items()):
+        personal = self.subs.personal
+        for group in list(self.subs):
             try:
-                await self.hub.leave(group, self)
-                if sub.presence:
-                    await presence.leave(self, group)
-                if group != self.personal_group:
+                await self.subs.release(group)
+                if group != personal:
                     await self.on_unsubscribe(group)
             except Exception:
                 self.log.exception(
@@ -326,17 +402,16 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                 )
         self.subs.clear()
 
-    # -- sending --------------------------------------------------------------------
-
     async def tick(self, now: float) -> None:
         """Deadlines and heartbeat, called about once a second by the hub."""
-        if self.closed:
+        state = self.state
+        if state is ConnectionState.CLOSING or state is ConnectionState.CLOSED:
             return
         # Closes run in their own task: the hub ticks every connection in turn, and
         # one socket stuck on flow control must not hold up the others.
-        if self.pending_auth and now > self.auth_deadline:
+        if state is ConnectionState.AUTHENTICATING and now > self.auth_deadline:
             self.auth_deadline = float("inf")  # one close, not one per tick
-            _background(
+            background(
                 self.close(
                     exc.NotAuthenticated("no rt.auth within the auth timeout"),
                     status.WS_4401_NOT_AUTHENTICATED,
@@ -344,7 +419,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             )
         elif now - self.last_recv > realtime_settings.HEARTBEAT_TIMEOUT:
             self.last_recv = now  # one close, not one per tick
-            _background(
+            background(
                 self.close(
                     exc.RealtimeError(
                         "No frame from the client within the heartbeat timeout.",
@@ -353,9 +428,9 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                     status.WS_4408_HEARTBEAT_TIMEOUT,
                 )
             )
-        elif now >= self.next_ping and self.accepted:
+        elif now >= self.next_ping and state is not ConnectionState.CONNECTING:
             self.next_ping = now + realtime_settings.HEARTBEAT_INTERVAL
-            await self._ping()
+            self.outbox.ping()
 
     # -- receiving ------------------------------------------------------------------
 
@@ -385,7 +460,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             metrics.frame_in(type_)
             if type_.startswith("rt."):
                 await self._protocol(type_, frame_id, data)
-            elif self.pending_auth:
+            elif self.state is ConnectionState.AUTHENTICATING:
                 raise _AUTH_FIRST
             elif type_ in self.ephemeral_events:
                 await ephemeral.relay(
@@ -401,10 +476,10 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
             self.log.warning(
                 "connection %s: %s unavailable: %r", self.connection_id, type_, error
             )
-            await self._send_error(exc.Unavailable(), frame_id)
+            await self.outbox.send_error(exc.Unavailable(), frame_id)
         except Exception:
             self.log.exception("handler error on connection %s", self.connection_id)
-            await self._send_error(exc.ServerError(), frame_id)
+            await self.outbox.send_error(exc.ServerError(), frame_id)
 
     async def _client_error(
         self, error: exc.RealtimeError, frame_id: str | None
@@ -412,7 +487,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         if error.close_code is not None:
             await self.close(error, error.close_code)
             return
-        await self._send_error(error, frame_id)
+        await self.outbox.send_error(error, frame_id)
         if error.code in exc.CLIENT_FAULTS:
             self._faults += 1
             if self._faults >= realtime_settings.MAX_INVALID_FRAMES:
@@ -433,7 +508,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                 status.WS_4429_RATE_LIMITED,
             )
         else:
-            await self._send_error(exc.RateLimited())
+            await self.outbox.send_error(exc.RateLimited())
 
     async def _application(
         self, type_: str, v: int | None, frame_id: str | None, data: Any
@@ -461,51 +536,38 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                 raise exc.ServerError() from None
         message = Message(type_, latest, frame_id, clean, self)
         method_name, permission_classes = entry
-        for permission_class in permission_classes or ():
-            permission = permission_class()
-            if not await call_check(permission.has_message_permission, self, message):
-                raise exc.PermissionDenied(permission.message)
+        await check_permissions(
+            permission_classes or (), "has_message_permission", self, message
+        )
         method = getattr(self, method_name)
         if inspect.iscoroutinefunction(method):
             result = await method(message)
         else:
             result = await database_sync_to_async(method)(message)
-        await self._ack(frame_id, result)
+        await self.outbox.ack(frame_id, result)
 
     # -- protocol frames ------------------------------------------------------------
 
     async def _protocol(self, type_: str, frame_id: str | None, data: dict) -> None:
-        if type_ == "rt.ping":
-            await self._send_frame(
-                {"type": "rt.pong", "id": frame_id, "data": data}
-                if frame_id
-                else {"type": "rt.pong", "data": data}
-            )
-        elif type_ == "rt.pong":
-            self._pong(data)
-        elif type_ == "rt.auth":
-            await self._rt_auth(frame_id, data)
-        elif type_ == "rt.hello":
-            await self._rt_hello(frame_id, data)
-        elif self.pending_auth:
+        if (
+            self.state is ConnectionState.AUTHENTICATING
+            and type_ not in self.open_to_unauthenticated
+        ):
             raise _AUTH_FIRST
-        elif type_ == "rt.subscribe":
-            await self._rt_subscribe(frame_id, data)
-        elif type_ == "rt.unsubscribe":
-            group = validate_group_name(data.get("group"))
-            presence.check_churn(self, group)
-            await self._unsubscribe(group)
-            await self._ack(frame_id, {"group": group})
-        elif type_ == "rt.presence":
-            group = validate_group_name(data.get("group"))
-            sub = self.subs.get(group)
-            if sub is None or not sub.presence:
-                raise exc.PermissionDenied(
-                    f"subscribe to {group!r} to see its presence"
-                )
-            await self._ack(frame_id, await presence.state(group))
-        else:
+        name = self.protocol_handlers.get(type_)
+        if name is None:
             raise exc.UnknownType(f"unknown protocol type {type_[:100]!r}")
+        await getattr(self, name)(frame_id, data)
+
+    async def _rt_ping(self, frame_id: str | None, data: dict) -> None:
+        await self.outbox.send_frame(
+            {"type": "rt.pong", "id": frame_id, "data": data}
+            if frame_id
+            else {"type": "rt.pong", "data": data}
+        )
+
+    async def _rt_pong(self, frame_id: str | None, data: dict) -> None:
+        self.outbox.pong(data)
 
     async def _rt_auth(self, frame_id: str | None, data: dict) -> None:
         authenticator = self._first_message_auth()
@@ -514,22 +576,27 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         if self.user.is_authenticated:
             raise exc.BadEnvelope("already authenticated")
         try:
-            user = await authenticator.authenticate_token(data.get("token"), self)
+            found = authenticated(
+                await authenticator.authenticate_token(data.get("token")),
+                authenticator,
+            )
+            if found is None:
+                raise exc.NotAuthenticated("token is not valid")
         except exc.NotAuthenticated as error:
             self.log.info(
                 "connection %s: rt.auth failed (%s)", self.connection_id, error.detail
             )
             await self.close(error, status.WS_4401_NOT_AUTHENTICATED, id=frame_id)
             return
-        self.user = user
+        self.user, self.credential = found
         denied = await self._check_connect()
         if denied is not None:
             await self.close(denied, status.WS_4403_FORBIDDEN, id=frame_id)
             return
-        self.pending_auth = False
+        self.state = ConnectionState.OPEN
         await self._connected()
-        if not self.closed:  # on_connect may still refuse the connection
-            await self._ack(frame_id, {"user": user_summary(user)})
+        if self.state is ConnectionState.OPEN:  # on_connect may refuse it still
+            await self.outbox.ack(frame_id, {"user": user_summary(self.user)})
 
     async def _rt_hello(self, frame_id: str | None, data: dict) -> None:
         events = data.get("events", {})
@@ -546,7 +613,45 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
                 sent = registry.negotiate(type_, version)
                 if sent is not None:
                     agreed[type_] = sent
-        await self._ack(frame_id, {"protocol": PROTOCOL_VERSION, "events": agreed})
+        await self.outbox.ack(
+            frame_id, {"protocol": PROTOCOL_VERSION, "events": agreed}
+        )
+
+    async def _rt_subscribe(self, frame_id: str | None, data: dict) -> None:
+        group = validate_group_name(data.get("group"))
+        since, epoch = data.get("since"), data.get("epoch")
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
+            raise exc.BadEnvelope("since must be an int >= 0")
+        if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
+            raise exc.BadEnvelope("epoch must be a string")
+        check_not_personal(group)
+        found = match_patterns(self.get_subscription_patterns(), group)
+        if found is None:
+            raise exc.PermissionDenied(f"group {group!r} may not be subscribed to")
+        params, permission_classes = found
+        await check_permissions(
+            permission_classes or (), "has_subscribe_permission", self, group, **params
+        )
+        if await self.subs.subscribe(group, frame_id, since, epoch):
+            await self.on_subscribe(group)
+
+    async def _rt_unsubscribe(self, frame_id: str | None, data: dict) -> None:
+        group = validate_group_name(data.get("group"))
+        presence.check_churn(self, group)
+        if group == self.subs.personal:
+            raise exc.PermissionDenied("the personal group cannot be left")
+        if await self.subs.leave(group):
+            await self.on_unsubscribe(group)
+        await self.outbox.ack(frame_id, {"group": group})
+
+    async def _rt_presence(self, frame_id: str | None, data: dict) -> None:
+        group = validate_group_name(data.get("group"))
+        sub = self.subs.get(group)
+        if sub is None or not sub.presence:
+            raise exc.PermissionDenied(f"subscribe to {group!r} to see its presence")
+        await self.outbox.ack(frame_id, await presence.state(group))
 
 
 # Not the NotAuthenticated exception: that one closes with 4401, this only refuses.

@@ -19,7 +19,7 @@ from realtime.auth import user_summary
 from realtime.connection import Connection
 from realtime.envelope import Message
 from realtime.groups import validate_group_name
-from realtime.permissions import call_check
+from realtime.permissions import check_permissions
 from realtime.publishing import publish
 from realtime.schema import registry
 from realtime.settings import realtime_settings
@@ -48,10 +48,12 @@ async def relay(
         raise exc.UnknownType(f"{type_!r} is not accepted from clients")
     clean = spec.validate(data)
     message = Message(type_, spec.version, frame_id, clean, consumer)
-    for permission_class in consumer.ephemeral_events[type_] or ():
-        permission = permission_class()
-        if not await call_check(permission.has_message_permission, consumer, message):
-            raise exc.PermissionDenied(permission.message)
+    await check_permissions(
+        consumer.ephemeral_events[type_] or (),
+        "has_message_permission",
+        consumer,
+        message,
+    )
     bucket = _buckets.get(consumer)
     if bucket is None:
         bucket = _buckets[consumer] = TokenBucket(
@@ -73,4 +75,4 @@ async def relay(
         exclude=consumer.connection_id,
     )
     if frame_id is not None:
-        await consumer._ack(frame_id, {})
+        await consumer.ack(frame_id, {})

@@ -1,9 +1,9 @@
-"""The outbound side of a connection: ordered writes, backpressure, slow consumers.
+"""The outbox: one connection's writes to its client, in order, bounded, pinged.
 
-Every frame to a client goes through ``_write``: group events pushed by the hub
-(``push``, never awaited per socket), replies, replays and pings. Bytes written but
-not yet acknowledged by an ``rt.pong`` are counted; past MAX_PENDING_BYTES the
-connection is closed with 4507 (docs/protocol.md, "Heartbeat and slow consumers").
+Every frame to a client goes through ``Outbox.write``: group events pushed by the hub
+(never awaited per socket), replies, replays and pings. Bytes written but not yet
+acknowledged by an ``rt.pong`` are counted; past MAX_PENDING_BYTES the outbox asks its
+connection to close with 4507 (docs/protocol.md, "Heartbeat and slow consumers").
 Each ping carries a random nonce and only a pong echoing it acknowledges anything, so
 a client cannot vouch for bytes it has not read.
 """
@@ -11,63 +11,94 @@ a client cannot vouch for bytes it has not read.
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 import secrets
 import types
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from realtime import exceptions as exc
 from realtime import metrics, status, wire
 from realtime.encoding import dumps
-from realtime.live import Event
 from realtime.settings import realtime_settings
 
+logger = logging.getLogger(__name__)
 
-class OutboundMixin:
-    """Writing to the client; mixed into RealtimeConsumer."""
 
-    if TYPE_CHECKING:  # provided by RealtimeConsumer
-        base_send: Callable[[dict], Any]
-        closed: bool
-        _closing: bool
-        connection_id: str
-        log: Any
-        subs: dict[str, Any]
-        versions: dict[str, int]
-        sent_bytes: int
-        acked_bytes: int
-        ping_bytes: int
-        _pings: deque[tuple[str, int]]
+class Writes(enum.Enum):
+    """What an outbox still does with what it is given."""
 
-        async def close(
-            self, error: exc.RealtimeError | None = None, code: int = ...
-        ) -> None: ...
-        def _in_order(self, sub: Any, event: Event) -> bool: ...
-        def _due_reset(self, sub: Any) -> None: ...
+    OPEN = "open"  # writes, and watches the unacknowledged bytes
+    CLOSING = "closing"  # writes its last frames (an rt.error) before the close
+    SLOW = "slow"  # the client fell behind: events are dropped, closing with 4507
+    CLOSED = "closed"  # the close was sent: nothing more is written
 
-    # Set while a send waits on the server's flow control (see _write).
-    _writer: asyncio.Future | None = None
-    _outbox: deque[dict] | None = None
-    # Set once the connection is found too slow: it is being closed with 4507.
-    _slow = False
-    # daphne's frame writer (see realtime.wire): False until looked up, None if none.
-    _direct: wire.DirectWriter | bool | None = False
 
-    async def _send_frame(self, frame: dict) -> None:
+# The per-frame path compares with these: a member read through its class
+# (Writes.OPEN) costs a lookup in the enum's class for every frame to every socket.
+OPEN, CLOSING, SLOW, CLOSED = Writes
+
+
+class Outbox:
+    """Ordered, backpressured writes to one WebSocket through the server's ``send``."""
+
+    def __init__(
+        self,
+        send: Callable[[dict], Awaitable[None]],
+        *,
+        close: Callable[[exc.RealtimeError, int], Awaitable[None]],
+        connection_id: str = "",
+        log: Any = logger,
+    ) -> None:
+        self.send = send
+        self.state = Writes.OPEN
+        self.sent_bytes = self.ping_bytes = self.acked_bytes = 0
+        # Set while a send waits on the server's flow control (see write).
+        self.writer: asyncio.Future | None = None
+        self._close = close
+        self._connection_id = connection_id
+        self._log = log
+        self._queue: deque[dict] = deque()
+        self._pings: deque[tuple[str, int]] = deque(maxlen=32)
+        # The server's frame writer (see realtime.wire): False until looked up, None
+        # if there is none.
+        self._direct: wire.DirectWriter | bool | None = False
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict) -> None:
+        """Write a protocol frame and wait until it has left."""
         metrics.frame_out(frame["type"])
-        await self._send_text(dumps(frame).decode())
+        await self.send_text(dumps(frame).decode())
 
-    async def _send_text(self, text: str) -> None:
-        if self._write(text) and not self._slow:
-            self._slow = True
+    async def send_text(self, text: str) -> None:
+        """Write ``text`` and wait until it has left (replies and replays)."""
+        if self.write(text):
             await self._slow_consumer()
-        if self._writer is not None:
+        if self.writer is not None:
             # Replies and replays wait until their frame has left: backpressure on
             # this connection's own task, never on the hub's fan-out.
-            await asyncio.shield(self._writer)
+            await asyncio.shield(self.writer)
 
-    def _write(
+    async def send_error(self, error: exc.RealtimeError, id: str | None = None) -> None:
+        """Write ``error`` as an ``rt.error`` frame answering frame ``id``."""
+        metrics.error(error.code)
+        data: dict[str, Any] = {"code": error.code, "message": error.detail}
+        if error.errors is not None:
+            data["errors"] = error.errors
+        frame: dict[str, Any] = {"type": "rt.error", "data": data}
+        if id is not None:
+            frame["id"] = id
+        await self.send_frame(frame)
+
+    async def ack(self, id: str | None, data: Any = None) -> None:
+        """Answer frame ``id`` with an ``rt.ack`` (nothing when it carried no id)."""
+        if id is not None:
+            await self.send_frame({"type": "rt.ack", "id": id, "data": data})
+
+    def write(
         self, text: str, message: dict | None = None, frame: bytes | None = None
     ) -> bool:
         """Hand ``text`` to the server now, in order; True when the client is too slow.
@@ -77,32 +108,35 @@ class OutboundMixin:
         flow control) is finished by a writer task, and later frames queue behind
         it, so one slow socket never holds up the fan-out to the others. Queued
         bytes count as unacknowledged, so MAX_PENDING_BYTES bounds the queue.
+        ``message`` and ``frame`` are the event's shared ASGI message and
+        WebSocket frame, built once per process.
         """
-        if self.closed:
+        state = self.state
+        if state is CLOSED:
             return False
         self.sent_bytes += len(text)
         if message is None:
             message = {"type": "websocket.send", "text": text}
-        if self._writer is not None:
-            cast(deque, self._outbox).append(message)
+        if self.writer is not None:
+            self._queue.append(message)
         elif frame is None or not self._write_frame(frame):
             self._flush_held()
-            send = self.base_send(message)
+            send = self.send(message)
             try:
-                waiting = send.send(None)
+                waiting = send.send(None)  # type: ignore[attr-defined]
             except StopIteration:
                 pass
             except AttributeError:  # an awaitable that is not a coroutine
                 self._start_writer(_awaited(send), None)
             else:
-                self._start_writer(send, waiting)
-        if self._closing:
-            return False
+                self._start_writer(send, waiting)  # type: ignore[arg-type]
+        if state is not OPEN:
+            return False  # closing already: no ping, no second close
         limit = realtime_settings.MAX_PENDING_BYTES
         if self.sent_bytes - self.acked_bytes > limit:
             return True
         if self.sent_bytes - self.ping_bytes > limit // 4:
-            return self._write(self._next_ping())
+            return self.write(self._next_ping())
         return False
 
     def _write_frame(self, frame: bytes) -> bool:
@@ -110,7 +144,7 @@ class OutboundMixin:
         # to the transport (realtime.wire).
         if self._direct is False:
             self._direct = (
-                wire.direct_writer(self.base_send)
+                wire.direct_writer(self.send)
                 if realtime_settings.DIRECT_WRITES
                 else None
             )
@@ -119,49 +153,71 @@ class OutboundMixin:
 
     def _flush_held(self) -> None:
         # Frames the direct writer holds until the end of the loop turn leave before
-        # anything sent through the server: the socket sees the order of _write.
+        # anything sent through the server: the socket sees the order of write().
         direct = self._direct
         if isinstance(direct, wire.DirectWriter) and direct.pending:
             direct.flush()
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
-        self._outbox = deque()
-        self._writer = asyncio.ensure_future(self._drain(send, waiting))
+        self.writer = asyncio.ensure_future(self._drain(send, waiting))
 
     async def _drain(self, send: Coroutine, waiting: Any) -> None:
         """Finish a send that waited on flow control, then the frames behind it."""
         try:
             await _resume(send, waiting)
-            while self._outbox:
-                await self.base_send(self._outbox.popleft())
+            while self._queue:
+                await self.send(self._queue.popleft())
         except Exception as error:
             # The socket went away mid-send; the server reports the disconnect.
-            self.log.info("connection %s: send failed: %r", self.connection_id, error)
+            self._log.info("connection %s: send failed: %r", self._connection_id, error)
         finally:
-            self._writer = self._outbox = None
+            self.writer = None
+            self._queue.clear()
+
+    # -- closing ----------------------------------------------------------------------
+
+    def closing(self) -> None:
+        """The connection is closing: its last frames go out, unwatched."""
+        if self.state is Writes.OPEN:
+            self.state = Writes.CLOSING
+
+    async def finish(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until queued frames have left."""
+        if self.writer is not None:
+            # Frames queued behind a flow-controlled send (uvicorn) leave first, so
+            # the close never overtakes them; bounded, the socket may be stuck.
+            await asyncio.wait([self.writer], timeout=timeout)
+
+    def close(self) -> None:
+        """Write nothing more; frames held for the end of the loop turn leave now."""
+        self.state = Writes.CLOSED
+        self._flush_held()
 
     async def _slow_consumer(self) -> None:
-        self.log.info(
+        self.state = Writes.SLOW
+        self._log.info(
             "connection %s: slow consumer (%d bytes unacknowledged)",
-            self.connection_id,
+            self._connection_id,
             self.sent_bytes - self.acked_bytes,
         )
-        if self._outbox:
-            # Dropped, not sent: the client is closed and recovers them from history.
-            self._outbox.clear()
-        await self.close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
+        # Dropped, not sent: the client is closed and recovers them from history.
+        self._queue.clear()
+        await self._close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
 
-    def _too_slow(self) -> None:
-        # Close once, from a task of its own: the hub's loop does not wait for it.
-        if not self._slow:
-            self._slow = True
-            _background(self._slow_consumer())
+    def too_slow(self) -> None:
+        """Close the connection as too slow, once, from a task of its own: the
+        hub's loop does not wait for it."""
+        if self.state is Writes.OPEN:
+            self.state = Writes.SLOW
+            background(self._slow_consumer())
 
-    async def _ping(self) -> None:
-        # Not awaited: the hub's ticker pings every connection in turn, and a socket
-        # whose send is waiting on flow control must not hold up the others.
-        if self._write(self._next_ping()):
-            self._too_slow()
+    # -- pings ------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Write an ``rt.ping`` without waiting: the hub's ticker pings every
+        connection in turn, and one waiting on flow control must not hold it up."""
+        if self.write(self._next_ping()):
+            self.too_slow()
 
     def _next_ping(self) -> str:
         """An ``rt.ping`` frame with a fresh nonce, recorded with the bytes before it.
@@ -175,7 +231,7 @@ class OutboundMixin:
         metrics.frame_out("rt.ping")
         return '{"type":"rt.ping","data":{"nonce":"' + nonce + '"}}'
 
-    def _pong(self, data: dict) -> None:
+    def pong(self, data: dict) -> None:
         """Acknowledge what was sent before the ping whose nonce ``data`` echoes.
 
         A pong that echoes no outstanding ping (unrequested, guessed, replayed)
@@ -194,58 +250,13 @@ class OutboundMixin:
                 self.acked_bytes = max(self.acked_bytes, sent_bytes)
                 return
 
-    async def _send_error(
-        self, error: exc.RealtimeError, id: str | None = None
-    ) -> None:
-        metrics.error(error.code)
-        data: dict[str, Any] = {"code": error.code, "message": error.detail}
-        if error.errors is not None:
-            data["errors"] = error.errors
-        frame: dict[str, Any] = {"type": "rt.error", "data": data}
-        if id is not None:
-            frame["id"] = id
-        await self._send_frame(frame)
-
-    async def _ack(self, id: str | None, data: Any = None) -> None:
-        if id is not None:
-            await self._send_frame({"type": "rt.ack", "id": id, "data": data})
-
-    async def deliver(self, event: Event) -> None:
-        """Write a group event to this socket."""
-        self.push(event)
-
-    def push(self, event: Event) -> None:
-        """Write a group event to this socket without waiting (called by the hub)."""
-        sub = self.subs.get(event.group)
-        if sub is None or event.exclude == self.connection_id:
-            return
-        if sub.buffer is not None:
-            sub.buffer.append(event)
-            return
-        if sub.reset_due is not None:
-            self._due_reset(sub)
-        if event.seq is not None and not self._in_order(sub, event):
-            return
-        if self.versions:
-            text = event.text_for(self.versions.get(event.type))
-            if text is None:
-                return
-            message = frame = None
-        else:
-            # One ASGI message and one frame per event per process: servers only
-            # read the message, and the frame is the same bytes on every socket.
-            text, message, frame = event.text, event.message, event.frame
-        if self._slow:
-            return  # closing with 4507: the client recovers the rest from history
-        if self._write(text, message, frame):
-            self._too_slow()
-
 
 _tasks: set[asyncio.Future] = set()
 
 
-def _background(coro: Coroutine) -> None:
-    # The loop keeps only weak references to tasks: hold them until they finish.
+def background(coro: Coroutine) -> None:
+    """Run ``coro`` in a task of its own, held until it finishes."""
+    # The loop keeps only weak references to tasks.
     task = asyncio.ensure_future(coro)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

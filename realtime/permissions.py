@@ -1,18 +1,22 @@
 """Permission classes, DRF style, checked at connect, at subscribe and per message.
 
 A permission may define its methods ``async def`` or plain ``def``; plain methods run
-in a thread (``database_sync_to_async``) so they may use the ORM.
+in a thread (``database_sync_to_async``) so they may use the ORM. Every check, at
+every point, goes through one loop: ``denied_by`` (and ``check_permissions``,
+which raises).
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import Any
 
 from channels.db import database_sync_to_async
 
 from realtime.connection import Connection
 from realtime.envelope import Message
+from realtime.exceptions import PermissionDenied
 
 
 class BasePermission:
@@ -47,12 +51,6 @@ class IsAuthenticated(BasePermission):
     async def has_permission(self, consumer: Connection) -> bool:  # type: ignore[override]
         return bool(consumer.user and consumer.user.is_authenticated)
 
-    async def has_subscribe_permission(self, consumer, group, **params):  # type: ignore[override]
-        return await self.has_permission(consumer)
-
-    async def has_message_permission(self, consumer, message):  # type: ignore[override]
-        return await self.has_permission(consumer)
-
 
 class IsStaff(IsAuthenticated):
     message = "Staff only."
@@ -61,14 +59,52 @@ class IsStaff(IsAuthenticated):
         return bool(await super().has_permission(consumer) and consumer.user.is_staff)
 
 
-async def call_check(method: Any, *args: Any, **kwargs: Any) -> bool:
+async def denied_by(
+    permissions: Iterable[Any],
+    check: str,
+    consumer: Connection,
+    *args: Any,
+    **params: Any,
+) -> BasePermission | None:
+    """Run check ``check`` (``has_permission``, ``has_subscribe_permission``,
+    ``has_message_permission``) of each permission in turn; return the first that
+    refuses, or None when all allow. Permissions may be classes or instances."""
+    for permission in permissions:
+        if isinstance(permission, type):
+            permission = permission()
+        method = getattr(permission, check)
+        if check != "has_permission" and getattr(type(permission), check) is getattr(
+            BasePermission, check
+        ):
+            # Not overridden: the default defers to has_permission, sync or async.
+            method, args, params = permission.has_permission, (), {}
+        if not await _verdict(method, consumer, *args, **params):
+            return permission
+    return None
+
+
+async def check_permissions(
+    permissions: Iterable[Any],
+    check: str,
+    consumer: Connection,
+    *args: Any,
+    **params: Any,
+) -> None:
+    """Raise PermissionDenied, with the refusing permission's message, unless every
+    permission allows ``check`` (see ``denied_by``)."""
+    permission = await denied_by(permissions, check, consumer, *args, **params)
+    if permission is not None:
+        raise PermissionDenied(permission.message)
+
+
+async def _verdict(method: Any, *args: Any, **kwargs: Any) -> bool:
     """Call a permission method, sync or async, and return its verdict."""
     if inspect.iscoroutinefunction(method):
         result = await method(*args, **kwargs)
     else:
         result = await database_sync_to_async(method)(*args, **kwargs)
-    # A sync default (has_subscribe_permission) may return the coroutine of an
-    # async has_permission: await it rather than treat the coroutine as truthy.
+    # A sync override that returns super()'s result may hand back the coroutine of
+    # an async has_permission: await it rather than treat the coroutine as truthy.
     while inspect.isawaitable(result):
         result = await result
     return bool(result)

@@ -1,4 +1,4 @@
-"""Subscriptions: joining groups with permission checks, recovery and presence.
+"""A connection's subscriptions: joining groups, recovery, continuity and presence.
 
 ``rt.subscribe`` joins the group live first (buffering), reads history after
 ``since``, then sends the ack, the replay and the buffered events merged by seq, so
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import Iterator, Mapping
+from typing import Any, cast
 
 import orjson
 
@@ -22,16 +23,10 @@ from realtime import exceptions as exc
 from realtime import history, metrics, presence
 from realtime.backends.base import HistoryRead
 from realtime.connection import Connection
-from realtime.groups import (
-    check_not_personal,
-    compile_patterns,
-    match_patterns,
-    validate_group_name,
-)
+from realtime.hub import Hub
 from realtime.layers import unreachable
 from realtime.live import Event
-from realtime.outbound import _background
-from realtime.permissions import call_check
+from realtime.outbound import CLOSED, SLOW, Outbox, background
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
@@ -50,63 +45,64 @@ class Subscription:
         self.reset_due: str | None = None
 
 
-class SubscriptionsMixin:
-    """The ``rt.subscribe`` / ``rt.unsubscribe`` side of RealtimeConsumer."""
+class Subscriptions(Mapping[str, Subscription]):
+    """The groups one connection has joined, by name, and the delivery of their
+    events: in order, repaired from history, or announced with ``rt.reset``."""
 
-    if TYPE_CHECKING:  # provided by RealtimeConsumer and OutboundMixin
-        _compiled_subscriptions: ClassVar[list | None]
-        hub: Any
-        subs: dict[str, Subscription]
-        subscriptions: dict[str, list]
-        personal_group: str | None
-        user: Any
-        versions: dict[str, int]
+    def __init__(
+        self,
+        connection: Connection,
+        outbox: Outbox,
+        hub: Hub,
+        *,
+        versions: dict[str, int],
+    ) -> None:
+        self.connection = connection
+        self.outbox = outbox
+        self.hub = hub
+        # The event versions the client declared in rt.hello (shared, filled later).
+        self.versions = versions
+        #: The user's own group, joined by the server (never by the client).
+        self.personal: str | None = None
+        self._groups: dict[str, Subscription] = {}
+        self._connection_id = connection.connection_id
 
-        async def _ack(self, id: str | None, data: Any = None) -> None: ...
-        async def _send_frame(self, frame: dict) -> None: ...
-        async def _send_text(self, text: str) -> None: ...
-        def push(self, event: Event) -> None: ...
-        def _write(
-            self, text: str, message: dict | None = ..., frame: bytes | None = ...
-        ) -> bool: ...
-        def _too_slow(self) -> None: ...
+    def __getitem__(self, group: str) -> Subscription:
+        return self._groups[group]
 
-        closed: bool
-        connection_id: str
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._groups)
 
-        async def deliver(self, event: Event) -> None: ...
-        async def on_subscribe(self, group: str) -> None: ...
-        async def on_unsubscribe(self, group: str) -> None: ...
-
-    def is_subscribed(self, group: str) -> bool:
-        """Return True if this connection is subscribed to ``group``."""
-        return group in self.subs
+    def __len__(self) -> int:
+        return len(self._groups)
 
     @property
     def presence_groups(self) -> list[str]:
         """Groups where this connection is listed in presence (leases to renew)."""
-        return [group for group, sub in self.subs.items() if sub.presence]
+        return [group for group, sub in self._groups.items() if sub.presence]
 
-    def get_subscription_patterns(self) -> list:
-        compiled = type(self).__dict__.get("_compiled_subscriptions")
-        if compiled is None:
-            compiled = compile_patterns(self.subscriptions)
-            type(self)._compiled_subscriptions = compiled
-        return compiled
+    def client_groups(self) -> list[str]:
+        """The groups the client subscribed to (the personal group left out)."""
+        return [group for group in self._groups if group != self.personal]
 
-    async def _rt_subscribe(self, frame_id: str | None, data: dict) -> None:
-        group = validate_group_name(data.get("group"))
-        since, epoch = data.get("since"), data.get("epoch")
-        if since is not None and (
-            not isinstance(since, int) or isinstance(since, bool) or since < 0
-        ):
-            raise exc.BadEnvelope("since must be an int >= 0")
-        if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
-            raise exc.BadEnvelope("epoch must be a string")
-        await self._check_subscribe(group)
-        previous = self.subs.get(group)
+    # -- joining and leaving ------------------------------------------------------
+
+    async def join_personal(self, group: str) -> None:
+        """Join the user's own group, from its current position."""
+        self.personal = group
+        self._groups[group] = sub = Subscription(group)
+        await self.hub.join(group, self.connection)  # held in sub.buffer meanwhile
+        await self.position(sub)
+
+    async def subscribe(
+        self, group: str, frame_id: str | None, since: int | None, epoch: str | None
+    ) -> bool:
+        """Join ``group`` (permissions already checked), answer frame ``frame_id``
+        and replay from ``since``; True if it was not subscribed before."""
+        groups = self._groups
+        previous = groups.get(group)
         if previous is None and (
-            len(self._client_subs()) >= realtime_settings.MAX_SUBSCRIPTIONS
+            len(self.client_groups()) >= realtime_settings.MAX_SUBSCRIPTIONS
         ):
             raise exc.PermissionDenied(
                 f"at most {realtime_settings.MAX_SUBSCRIPTIONS} subscriptions per "
@@ -115,13 +111,13 @@ class SubscriptionsMixin:
             )
         # Subscribing again (a client filling a gap) keeps the hub membership and the
         # presence entry: only the delivery state starts over.
-        self.subs[group] = sub = Subscription(group)
+        groups[group] = sub = Subscription(group)
         if previous is None:
             try:
-                await self.hub.join(group, self)
+                await self.hub.join(group, self.connection)
             except BaseException:
                 # Not joined: a retry must join, not find the group subscribed.
-                del self.subs[group]
+                del groups[group]
                 raise
         else:
             sub.presence = previous.presence
@@ -140,7 +136,7 @@ class SubscriptionsMixin:
         except BaseException:
             await self._undo_subscribe(sub, previous)
             raise
-        await self._ack(
+        await self.outbox.ack(
             frame_id,
             {
                 "group": group,
@@ -156,16 +152,80 @@ class SubscriptionsMixin:
             await self._replay(sub, replay)
         buffered, sub.buffer = sub.buffer or [], None
         for event in buffered:
-            await self.deliver(event)
+            self.push(event)
         if not sub.presence and presence.tracks_presence(group):
             sub.presence = True
-            await presence.join(cast(Connection, self), group)
+            await presence.join(self.connection, group)
+        return previous is None
+
+    async def _undo_subscribe(
+        self, sub: Subscription, previous: Subscription | None
+    ) -> None:
+        """A subscribe failed after joining: leave, or go back to the previous
+        subscription with what arrived meanwhile (nothing is held forever)."""
+        if self._groups.get(sub.group) is not sub:
+            return
         if previous is None:
-            await self.on_subscribe(group)
+            del self._groups[sub.group]
+            await self.hub.leave(sub.group, self.connection)
+            return
+        self._groups[sub.group] = previous
+        for event in sub.buffer or ():
+            self.push(event)
+
+    async def leave(self, group: str) -> bool:
+        """Leave ``group`` (its presence too); False if it was not joined."""
+        sub = self._groups.pop(group, None)
+        if sub is None:
+            return False
+        await self._release(sub)
+        return True
+
+    async def release(self, group: str) -> None:
+        """Leave ``group`` as the connection closes: it stays listed until clear()."""
+        await self._release(self._groups[group])
+
+    def clear(self) -> None:
+        """Forget every group (all released)."""
+        self._groups.clear()
+
+    async def _release(self, sub: Subscription) -> None:
+        await self.hub.leave(sub.group, self.connection)
+        if sub.presence:
+            await presence.leave(self.connection, sub.group)
+
+    # -- delivery -----------------------------------------------------------------
+
+    def push(self, event: Event) -> None:
+        """Write a group event to the socket without waiting (called by the hub)."""
+        sub = self._groups.get(event.group)
+        if sub is None or event.exclude == self._connection_id:
+            return
+        if sub.buffer is not None:
+            sub.buffer.append(event)
+            return
+        if sub.reset_due is not None:
+            self._due_reset(sub)
+        if event.seq is not None and not self._in_order(sub, event):
+            return
+        outbox = self.outbox
+        if outbox.state is SLOW:
+            return  # closing with 4507: the client recovers the rest from history
+        if self.versions:
+            text = event.text_for(self.versions.get(event.type))
+            if text is None:
+                return
+            too_slow = outbox.write(text)
+        else:
+            # One ASGI message and one frame per event per process: servers only
+            # read the message, and the frame is the same bytes on every socket.
+            too_slow = outbox.write(event.text, event.message, event.frame)
+        if too_slow:
+            outbox.too_slow()
 
     # -- continuity ---------------------------------------------------------------
 
-    async def _position(self, sub: Subscription) -> None:
+    async def position(self, sub: Subscription) -> None:
         """Start ``sub`` (joined, holding events) at its group's current position."""
         if history.keeps_history(sub.group):
             try:
@@ -199,7 +259,7 @@ class SubscriptionsMixin:
 
     def check_position(self, group: str, epoch: str, seq: int) -> None:
         """The hub read ``group``'s position: repair if this socket is behind it."""
-        sub = self.subs.get(group)
+        sub = self._groups.get(group)
         if sub is None or sub.buffer is not None or sub.last_seq < 0:
             return  # not subscribed, subscribing / repairing, or no position yet
         if epoch != sub.epoch or seq > sub.last_seq:
@@ -208,7 +268,7 @@ class SubscriptionsMixin:
     def _start_repair(self, sub: Subscription, event: Event | None) -> None:
         sub.buffer = [] if event is None else [event]
         read = self.hub.read_since(sub.group, sub.last_seq, sub.epoch)
-        _background(self._repair(sub, read))
+        background(self._repair(sub, read))
 
     async def _repair(self, sub: Subscription, read: Any) -> None:
         """Fill ``sub``'s gap from history, or tell the client with rt.reset."""
@@ -227,8 +287,8 @@ class SubscriptionsMixin:
             found, issued = None, None
         else:
             issued = read.issued
-        if self.closed or self.subs.get(group) is not sub:
-            return  # unsubscribed or resubscribed meanwhile
+        if self.outbox.state is CLOSED or self._groups.get(group) is not sub:
+            return  # closed, unsubscribed or resubscribed meanwhile
         if found is None:
             # Go on from the first held event: the client is told what it missed.
             held = next((e for e in sub.buffer or () if e.seq is not None), None)
@@ -274,7 +334,7 @@ class SubscriptionsMixin:
                     else text
                 )
                 if out is not None:
-                    await self._send_text(out)
+                    await self.outbox.send_text(out)
 
     async def _reset(
         self, sub: Subscription, epoch: str | None, seq: int | None, reason: str
@@ -284,29 +344,24 @@ class SubscriptionsMixin:
         self.hub.warn_lost(
             sub.group, reason, "subscribers told with rt.reset (events were lost)"
         )
-        await self._send_reset(sub.group, epoch, seq, reason)
-
-    async def _send_reset(
-        self, group: str, epoch: str | None, seq: int | None, reason: str
-    ) -> None:
         metrics.reset(reason)
-        await self._send_frame(
+        await self.outbox.send_frame(
             {
                 "type": "rt.reset",
-                "group": group,
+                "group": sub.group,
                 "data": {"epoch": epoch, "seq": seq, "reason": reason},
             }
         )
 
     def mark_reset(self, group: str, reason: str) -> None:
         """Events of ``group`` (no history) may be lost: say so before the next."""
-        sub = self.subs.get(group)
+        sub = self._groups.get(group)
         if sub is not None:
             sub.reset_due = reason
 
     def flush_reset(self, group: str) -> None:
         """Send a due rt.reset now (no event came to carry it)."""
-        sub = self.subs.get(group)
+        sub = self._groups.get(group)
         if sub is not None and sub.reset_due is not None and sub.buffer is None:
             self._due_reset(sub)
 
@@ -318,50 +373,9 @@ class SubscriptionsMixin:
             "group": sub.group,
             "data": {"epoch": None, "seq": None, "reason": reason},
         }
-        if self._write(orjson.dumps(frame).decode()):
-            self._too_slow()
-
-    async def _undo_subscribe(
-        self, sub: Subscription, previous: Subscription | None
-    ) -> None:
-        """A subscribe failed after joining: leave, or go back to the previous
-        subscription with what arrived meanwhile (nothing is held forever)."""
-        if self.subs.get(sub.group) is not sub:
-            return
-        if previous is None:
-            del self.subs[sub.group]
-            await self.hub.leave(sub.group, self)
-            return
-        self.subs[sub.group] = previous
-        for event in sub.buffer or ():
-            self.push(event)
-
-    def _client_subs(self) -> list[str]:
-        return [group for group in self.subs if group != self.personal_group]
-
-    async def _check_subscribe(self, group: str) -> None:
-        check_not_personal(group)
-        found = match_patterns(self.get_subscription_patterns(), group)
-        if found is None:
-            raise exc.PermissionDenied(f"group {group!r} may not be subscribed to")
-        params, permission_classes = found
-        for permission_class in permission_classes or ():
-            permission = permission_class()
-            if not await call_check(
-                permission.has_subscribe_permission, self, group, **params
-            ):
-                raise exc.PermissionDenied(permission.message)
-
-    async def _unsubscribe(self, group: str) -> None:
-        if group == self.personal_group:
-            raise exc.PermissionDenied("the personal group cannot be left")
-        sub = self.subs.pop(group, None)
-        if sub is None:
-            return
-        await self.hub.leave(group, self)
-        if sub.presence:
-            await presence.leave(cast(Connection, self), group)
-        await self.on_unsubscribe(group)
+        outbox = self.outbox
+        if outbox.write(orjson.dumps(frame).decode()):
+            outbox.too_slow()
 
 
 def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:

@@ -70,25 +70,25 @@ async def test_a_send_that_suspends_does_not_hold_up_the_others():
     slow_id = slow.welcome["data"]["connection_id"]
     slow_consumer = next(c for c in hub.connections if c.connection_id == slow_id)
     gate = asyncio.Event()
-    server_send = slow_consumer.base_send
+    server_send = slow_consumer.outbox.send
 
     async def blocked_send(message: dict) -> None:
         await gate.wait()
         await server_send(message)
 
-    slow_consumer.base_send = blocked_send
+    slow_consumer.outbox.send = blocked_send
     for n in range(5):
         await realtime.anotify(group, "test.note", {"text": "t", "n": n})
     got = [(await fast.receive_frame(1))["data"]["n"] for _ in range(5)]
     assert got == [0, 1, 2, 3, 4]
-    assert slow_consumer._writer is not None  # the stalled send has a writer task
+    assert slow_consumer.outbox.writer is not None  # the stalled send has a writer task
     gate.set()
     got = [(await slow.receive_frame(1))["data"]["n"] for _ in range(5)]
     assert got == [0, 1, 2, 3, 4]
     # Replies queue behind the events they follow, and the writer goes away.
     reply = await slow.request("test.echo", {"text": "after"})
     assert reply["type"] == "rt.ack"
-    assert slow_consumer._writer is None
+    assert slow_consumer.outbox.writer is None
     await slow.disconnect()
     await fast.disconnect()
 

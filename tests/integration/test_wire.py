@@ -137,7 +137,7 @@ async def test_direct_writes_setting(direct, monkeypatch):
                 await realtime.anotify("public.w", "test.note", {"text": "hi"})
                 event = await receive(ws, "test.note")
                 (consumer,) = (await get_hub()).connections
-                writer = consumer._direct
+                writer = consumer.outbox._direct
     assert event["data"] == {"text": "hi"}
     if direct:
         assert isinstance(writer, wire.UvicornWriter)

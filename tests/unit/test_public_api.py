@@ -38,6 +38,8 @@ DOCUMENTED = [
     ("realtime.auth", "TicketAuthenticator"),
     ("realtime.auth", "HeaderAuthenticator"),
     ("realtime.auth", "FirstMessageAuthenticator"),
+    ("realtime.auth", "Credential"),
+    ("realtime.connection", "ConnectionState"),
     ("realtime.asgi", "websocket_app"),
     ("realtime.testing", "RealtimeCommunicator"),
     ("realtime.testing", "capture_notifications"),
