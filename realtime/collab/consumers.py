@@ -13,16 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from realtime import exceptions as exc
 from realtime.auth import user_summary
 from realtime.collab import ysync
 from realtime.collab.documents import documents
-from realtime.consumers import handler
+from realtime.consumers import RealtimeConsumer, handler
 from realtime.envelope import Message
 from realtime.groups import compile_patterns, match_patterns, validate_group_name
-from realtime.permissions import call_check
+from realtime.permissions import denied_by
 from realtime.publishing import publish
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
@@ -67,18 +67,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class DocumentsMixin:
-    """Add shared documents to a ``RealtimeConsumer`` (list it first among the bases)."""
+class DocumentsMixin(RealtimeConsumer):
+    """A ``RealtimeConsumer`` with shared documents: subclass it (it may also be listed
+    first among the bases, beside ``RealtimeConsumer``)."""
 
     #: Document group patterns -> permission classes needed to change the document
     #: (``has_subscribe_permission(consumer, group, **params)``). Reading it is
     #: subscribing, checked by ``subscriptions`` as for any group.
     documents: dict[str, list] = {}
-
-    if TYPE_CHECKING:  # the consumer this mixin is combined with provides these
-        subs: dict
-        connection_id: str
-        user: Any
 
     async def _document(self, data: dict) -> tuple[str, _State]:
         group = validate_group_name(data["group"])
@@ -94,13 +90,14 @@ class DocumentsMixin:
         state = _state(self)
         if group not in state.writable:
             params, permission_classes = found
-            allowed = True
-            for permission_class in permission_classes or ():
-                check = permission_class().has_subscribe_permission
-                if not await call_check(check, self, group, **params):
-                    allowed = False
-                    break
-            state.writable[group] = allowed
+            refused = await denied_by(
+                permission_classes or (),
+                "has_subscribe_permission",
+                self,
+                group,
+                **params,
+            )
+            state.writable[group] = refused is None
         if not state.bucket.allow():
             raise exc.RateLimited("too many document messages; slow down")
         return group, state
