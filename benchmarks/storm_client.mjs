@@ -45,11 +45,17 @@ const closes = {};
 const errorSamples = [];
 
 class BalancedSocket extends WebSocket {
+  close(...args) {
+    if (this.readyState === WebSocket.CONNECTING) this.aborted = true;
+    super.close(...args);
+  }
+
   constructor(url, protocols) {
     super(route(url), protocols, { perMessageDeflate: false });
     if (storm) storm.attempts.push(now() - storm.at);
     this.on("error", (err) => {
       if (err.code === "ECONNREFUSED") failures.refused++;
+      else if (this.aborted) return; // realtime.js gave up (connect timeout): counted there
       else {
         failures.handshake++;
         if (errorSamples.length < 5) errorSamples.push(err.message);
@@ -101,6 +107,7 @@ function makeClient(i) {
   });
   client.on("reconnecting", (detail) => {
     closes[detail.code] = (closes[detail.code] || 0) + 1;
+    if (storm && detail.code === 4503) storm.closesMs.push(now() - storm.at);
     if (detail.code === 4008) failures.timeouts++;
     if (!storm) return;
     if (!c.hit) {
@@ -116,6 +123,21 @@ function makeClient(i) {
     g.ackSeq = ack.seq;
     g.recoveredAck = ack.recovered === true;
     check(c);
+  });
+  // A live gap (an event ahead of the next seq) makes the client resubscribe from its
+  // position: the replay fills the gap, and the events it held arrive a second time.
+  client.on("gap", () => {
+    if (storm) storm.gaps++;
+  });
+  // A subscribe without an answer in time is sent again: the server then replays twice.
+  client.on("subscription-retry", ({ error }) => {
+    if (storm) storm.subscribeRetries[error.code] = (storm.subscribeRetries[error.code] || 0) + 1;
+  });
+  client.on("open", () => {
+    if (storm && c.hit && c.openedAt == null) {
+      c.openedAt = now();
+      storm.openedMs.push(c.openedAt - storm.at);
+    }
   });
   client.on("recovery-failed", () => {
     if (storm) storm.recoveryFailed++;
@@ -211,8 +233,12 @@ function report() {
   out({
     stats: {
       clients: clients.length,
-      storms: storms.map(({ expected, hit, back, recoveredMs, attempts, recoveryFailed }) => ({
+      storms: storms.map(({ expected, hit, back, recoveredMs, attempts, closesMs, openedMs, subscribeRetries, gaps, recoveryFailed }) => ({
         expected,
+        openedMs,
+        subscribeRetries,
+        gaps,
+        closesMs,
         hit,
         back,
         recoveredMs,
@@ -268,9 +294,12 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     // The socket a client is on: realtime.js keeps it as _ws (a benchmark may peek).
     const expected = clients.filter((c) => c.client._ws?.url === url).length;
     settleStorm();
-    storm = { at: Number(at), url, expected, attempts: [], hit: 0, back: 0, recoveredMs: [], recoveryFailed: 0 };
+    storm = { at: Number(at), url, expected, attempts: [], closesMs: [], openedMs: [], subscribeRetries: {}, gaps: 0, hit: 0, back: 0, recoveredMs: [], recoveryFailed: 0 };
     storms.push(storm);
-    for (const c of clients) c.hit = false;
+    for (const c of clients) {
+      c.hit = false;
+      c.openedAt = null;
+    }
     if (expected === 0) announceRecovered();
   } else if (command === "final") {
     finals = JSON.parse(arg);
