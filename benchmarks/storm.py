@@ -490,6 +490,7 @@ def summarise(
                 retries[code] = retries.get(code, 0) + n
         result["subscribe_retries"] = retries
         result["reconnect_attempts"] = waves(attempts)
+        result["retries"] = waves([t for p in per for t in p["retries"]])
         result["attempts_per_client"] = round(len(attempts) / hit, 2) if hit else None
     errors = server_errors(workdir)
     summary.update(
@@ -498,6 +499,7 @@ def summarise(
             "duplicated": total("dups"),
             "wire_duplicated": total("wireDups"),
             "behind_at_end": total("behind"),
+            "undelivered_not_back": total("undeliveredNotBack"),
             "hit_not_back": total("hitNotBack"),
             "not_recovered": total("notRecovered"),
             "recovery_failed": sum(

@@ -52,7 +52,6 @@ class BalancedSocket extends WebSocket {
 
   constructor(url, protocols) {
     super(route(url), protocols, { perMessageDeflate: false });
-    if (storm) storm.attempts.push(now() - storm.at);
     this.on("error", (err) => {
       if (err.code === "ECONNREFUSED") failures.refused++;
       else if (this.aborted) return; // realtime.js gave up (connect timeout): counted there
@@ -112,6 +111,7 @@ function makeClient(i) {
     if (!storm) return;
     if (!c.hit) {
       c.hit = true;
+      c.tries = 0;
       storm.hit++;
     } else if (c.recoveredAt != null) storm.back--; // back, then lost again: not back
     c.recoveredAt = null;
@@ -132,6 +132,14 @@ function makeClient(i) {
   // A subscribe without an answer in time is sent again: the server then replays twice.
   client.on("subscription-retry", ({ error }) => {
     if (storm) storm.subscribeRetries[error.code] = (storm.subscribeRetries[error.code] || 0) + 1;
+  });
+  // Each attempt of a client hit by the storm; after its first, a retry (the first
+  // attempt failed: refused, timed out, closed before the welcome).
+  client.on("connecting", () => {
+    if (!storm || !c.hit) return;
+    const t = now() - storm.at;
+    storm.attempts.push(t);
+    if (++c.tries > 1) storm.retries.push(t);
   });
   client.on("open", () => {
     if (storm && c.hit && c.openedAt == null) {
@@ -212,18 +220,22 @@ function report() {
   let dups = 0;
   let wireDups = 0;
   let behind = 0;
+  let undeliveredNotBack = 0;
   let hitNotBack = 0;
   let notRecovered = 0;
   for (const c of clients) {
+    const away = c.hit && c.recoveredAt == null;
     for (const g of c.groups.values()) {
       dups += g.dups;
       wireDups += g.wireDups;
-      lost += g.lost;
-      // Events never delivered by the end count as lost too.
+      lost += g.lost; // seqs skipped in delivery
+      // Events not delivered by the end: lost, unless the client is still away
+      // (not reconnected by the deadline), which is counted apart.
       const end = finals ? g.start + finals[g.group] : g.last;
       if (g.last < end) {
         behind++;
-        lost += end - g.last;
+        if (away) undeliveredNotBack += end - g.last;
+        else lost += end - g.last;
       }
       if (c.hit && g.recoveredAck === false) notRecovered++;
     }
@@ -233,7 +245,7 @@ function report() {
   out({
     stats: {
       clients: clients.length,
-      storms: storms.map(({ expected, hit, back, recoveredMs, attempts, closesMs, openedMs, subscribeRetries, gaps, recoveryFailed }) => ({
+      storms: storms.map(({ expected, hit, back, recoveredMs, attempts, retries, closesMs, openedMs, subscribeRetries, gaps, recoveryFailed }) => ({
         expected,
         openedMs,
         subscribeRetries,
@@ -243,6 +255,7 @@ function report() {
         back,
         recoveredMs,
         attempts,
+        retries,
         recoveryFailed,
       })),
       hitNotBack,
@@ -251,6 +264,7 @@ function report() {
       dups,
       wireDups,
       behind,
+      undeliveredNotBack,
       failures,
       closes,
       errorSamples,
@@ -294,7 +308,7 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
     // The socket a client is on: realtime.js keeps it as _ws (a benchmark may peek).
     const expected = clients.filter((c) => c.client._ws?.url === url).length;
     settleStorm();
-    storm = { at: Number(at), url, expected, attempts: [], closesMs: [], openedMs: [], subscribeRetries: {}, gaps: 0, hit: 0, back: 0, recoveredMs: [], recoveryFailed: 0 };
+    storm = { at: Number(at), url, expected, attempts: [], retries: [], closesMs: [], openedMs: [], subscribeRetries: {}, gaps: 0, hit: 0, back: 0, recoveredMs: [], recoveryFailed: 0 };
     storms.push(storm);
     for (const c of clients) {
       c.hit = false;

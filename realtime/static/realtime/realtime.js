@@ -318,7 +318,12 @@ export class RealtimeClient {
     this._ws = ws;
     this._ready = false;
     this._lastError = null;
-    this._armTimer("connect", this.options.connectTimeout, () => {
+    // Jittered (up to half as long again): the clients of a restarted server start
+    // their attempts together; a fixed timeout would make those the overloaded server
+    // cannot answer in time give up, and come back, together again.
+    const timeout = this.options.connectTimeout;
+    const jitter = Math.floor((this.options.random ?? Math.random)() * (timeout / 2));
+    this._armTimer("connect", timeout + jitter, () => {
       this._abort(4008, "connect timeout");
     });
     ws.onopen = () => {
