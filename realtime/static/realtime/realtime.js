@@ -764,7 +764,10 @@ export class RealtimeClient {
       data.since = since;
       if (epoch != null) data.epoch = epoch;
     }
-    this._request("rt.subscribe", data, { direct: true }).then(
+    // No timeout: the server answers every subscribe in order, and a silent connection
+    // is dropped by the heartbeat. Sending it again on the same socket while the
+    // server is still at work (a reconnect storm) would only make it work twice.
+    this._request("rt.subscribe", data, { direct: true, timeout: Infinity }).then(
       (ack) => this._onSubscribed(channel, since, epoch, ack ?? {}),
       (error) => this._onSubscribeError(channel, attempt, error),
     );
