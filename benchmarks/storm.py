@@ -309,11 +309,14 @@ def server_errors(workdir: Path) -> list[str]:
 
 def storm(
     victim: Server,
+    servers: list[Server],
     clients: list[NodeClients],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """SIGTERM ``victim``, restart it after ``--restart-after`` s; time the recovery."""
     counters = tcp_counters()
+    others = [s.proc.pid for s in servers if s is not victim and s.proc is not None]
+    cpu_before = sum(cpu_seconds(pid) for pid in others)
     at = time.time() * 1000
     for client in clients:
         client.command(f"mark {at} {victim.url}")
@@ -323,6 +326,7 @@ def storm(
     restart_at = time.monotonic() + max(0.0, args.restart_after - exit_s)
     restarted = False
     recovered: dict[int, float] = {}
+    cpu_spent = None
     deadline = time.monotonic() + args.storm_timeout
     while time.monotonic() < deadline:
         if not restarted and time.monotonic() >= restart_at:
@@ -339,6 +343,9 @@ def storm(
             line = client.poll("recovered", 0.05)
             if line is not None:
                 recovered[i] = line["at"]
+                if len(recovered) == len(clients):
+                    # The CPU the process that stayed up spent taking them back.
+                    cpu_spent = sum(cpu_seconds(pid) for pid in others) - cpu_before
     if not restarted:
         victim.start()
         restarted_ms = time.time() * 1000 - at
@@ -349,6 +356,7 @@ def storm(
         "victim": victim.index,
         "tcp": {k: after[k] - v for k, v in counters.items() if k in after},
         "exit_s": round(exit_s, 2),
+        "cpu_s_other_process": None if cpu_spent is None else round(cpu_spent, 2),
         "restarted_ms": round(restarted_ms),
         "all_back_ms": round(max(recovered.values()) - at)
         if len(recovered) == len(clients)
@@ -410,7 +418,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(args.before)
         summary["storms"] = []
         for victim in servers[: args.storms]:
-            result = storm(victim, clients, args)
+            result = storm(victim, servers, clients, args)
             summary["storms"].append(result)
             time.sleep(args.after)
 
