@@ -36,20 +36,17 @@ function route(url) {
   return up.length ? up[turn++ % up.length] : url;
 }
 
-// Every socket the clients open is counted here: the attempt times are what item
-// "waves" measures, and handshake failures are told apart from refused connections.
+// The storms so far; each records when the clients' attempts started, closes arrived
+// and clients came back.
 let storm = null; // the latest of storms: {at, attempts: [ms since the storm], ...}
 const storms = [];
 const failures = { refused: 0, handshake: 0, timeouts: 0 };
 const closes = {};
 const errorSamples = [];
 
+// Every socket the clients open: routed by the balancer, its failures told apart
+// (a refused connection, a failed handshake, the client's own connect timeout).
 class BalancedSocket extends WebSocket {
-  close(...args) {
-    if (this.readyState === WebSocket.CONNECTING) this.aborted = true;
-    super.close(...args);
-  }
-
   constructor(url, protocols) {
     super(route(url), protocols, { perMessageDeflate: false });
     this.on("error", (err) => {
@@ -60,6 +57,11 @@ class BalancedSocket extends WebSocket {
         if (errorSamples.length < 5) errorSamples.push(err.message);
       }
     });
+  }
+
+  close(...args) {
+    if (this.readyState === WebSocket.CONNECTING) this.aborted = true;
+    super.close(...args);
   }
 }
 
@@ -129,7 +131,7 @@ function makeClient(i) {
   client.on("gap", () => {
     if (storm) storm.gaps++;
   });
-  // A subscribe without an answer in time is sent again: the server then replays twice.
+  // A subscribe refused for a passing reason is sent again (and replayed again).
   client.on("subscription-retry", ({ error }) => {
     if (storm) storm.subscribeRetries[error.code] = (storm.subscribeRetries[error.code] || 0) + 1;
   });
