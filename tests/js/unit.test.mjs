@@ -257,6 +257,24 @@ test("connect timeout: no welcome in time means a retry", async () => {
   client.close();
 });
 
+test("connect timeout is jittered: clients that started together do not give up together", async () => {
+  // A restarted server's clients all start an attempt within the prompt-reconnect
+  // window; with one fixed timeout, those it cannot answer in time would all retry in
+  // one wave. Each waits connectTimeout plus up to half of it again, at random.
+  const early = setup({ connectTimeout: 40, random: () => 0 });
+  const late = setup({ connectTimeout: 40, random: () => 0.99 }); // 40 + 19 ms
+  const t0 = performance.now();
+  const [earlyGaveUp, lateGaveUp] = [early, late].map(({ client }) =>
+    nextEvent(client, "reconnecting").then((detail) => ({ detail, ms: performance.now() - t0 })),
+  );
+  const first = await earlyGaveUp;
+  assert.equal(first.detail.code, 4008);
+  assert.equal(late.client.state, State.CONNECTING); // still waiting at 40 ms
+  const second = await lateGaveUp;
+  assert.equal(second.detail.code, 4008);
+  assert.ok(second.ms >= 59 - 1, `gave up after ${second.ms} ms, before its 59 ms`);
+});
+
 test("request: resolves with ack data, rejects with rt.error code and errors, times out", async () => {
   const { socket, client } = await opened();
   const ok = client.request("test.echo", { text: "hi" });
@@ -695,13 +713,16 @@ test("every transient code is retried; every other code ends the subscription on
   }
 });
 
-test("a subscribe timeout while connected is retried", async () => {
+test("a slow subscribe is not sent again on the same socket: its late ack completes it", async () => {
+  // Under load (a reconnect storm) a subscribe can take longer than requestTimeout;
+  // a second one would make the server join, read history and replay twice.
   const { socket, client } = await opened({ requestTimeout: 30 });
   const sub = client.subscribe("g", () => {});
   const first = await socket.waitFrame("rt.subscribe");
-  const retry = await socket.waitFrame((f) => f.type === "rt.subscribe" && f.id !== first.id, 1000);
-  await socket.ack("rt.subscribe", { group: "g", seq: 0, epoch: "e", recovered: true }, { match: (f) => f.id === retry.id });
-  await sub.ready;
+  await new Promise((r) => setTimeout(r, 100)); // well past requestTimeout
+  assert.equal(subscribes(socket).length, 1);
+  await socket.ack("rt.subscribe", { group: "g", seq: 0, epoch: "e", recovered: true }, { match: (f) => f.id === first.id });
+  assert.deepEqual(await sub.ready, { group: "g", seq: 0, epoch: "e", recovered: true });
   client.close();
 });
 

@@ -318,7 +318,12 @@ export class RealtimeClient {
     this._ws = ws;
     this._ready = false;
     this._lastError = null;
-    this._armTimer("connect", this.options.connectTimeout, () => {
+    // Jittered (up to half as long again): the clients of a restarted server start
+    // their attempts together; a fixed timeout would make those the overloaded server
+    // cannot answer in time give up, and come back, together again.
+    const timeout = this.options.connectTimeout;
+    const jitter = Math.floor((this.options.random ?? Math.random)() * (timeout / 2));
+    this._armTimer("connect", timeout + jitter, () => {
       this._abort(4008, "connect timeout");
     });
     ws.onopen = () => {
@@ -759,7 +764,10 @@ export class RealtimeClient {
       data.since = since;
       if (epoch != null) data.epoch = epoch;
     }
-    this._request("rt.subscribe", data, { direct: true }).then(
+    // No timeout: the server answers every subscribe in order, and a silent connection
+    // is dropped by the heartbeat. Sending it again on the same socket while the
+    // server is still at work (a reconnect storm) would only make it work twice.
+    this._request("rt.subscribe", data, { direct: true, timeout: Infinity }).then(
       (ack) => this._onSubscribed(channel, since, epoch, ack ?? {}),
       (error) => this._onSubscribeError(channel, attempt, error),
     );
