@@ -128,6 +128,18 @@ class Outbox:
                 pass
             except AttributeError:  # an awaitable that is not a coroutine
                 self._start_writer(_awaited(send), None)
+            except Exception as error:
+                # The client has closed and the server knows it before Channels
+                # does (daphne raises autobahn's Disconnected until the TCP
+                # connection is gone): nothing more can reach this socket, and
+                # the server reports the disconnect.
+                self._log.info(
+                    "connection %s: the client left before a write (%s)",
+                    self._connection_id,
+                    type(error).__name__,
+                )
+                self.state = CLOSED
+                return False
             else:
                 self._start_writer(send, waiting)  # type: ignore[arg-type]
         if state is not OPEN:

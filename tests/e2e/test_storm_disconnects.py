@@ -75,11 +75,6 @@ def _until(ws, test, deadline: float) -> dict:
             return frame
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daphne: a write after the client's close frame and before the TCP "
-    "connection is gone raises autobahn's Disconnected out of the consumer",
-)
 @pytest.mark.timeout(120)
 def test_writes_to_a_client_that_sent_its_close_are_no_server_error(daphne):
     server = daphne(
