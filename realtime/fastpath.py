@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import re
+import select
 import threading
 import time
 import weakref
@@ -45,6 +46,9 @@ from realtime.settings import realtime_settings
 logger = logging.getLogger(__name__)
 
 CLIENT_NAME = "realtime-notify"
+# Calls per pipelined round trip in send_many(): large enough that a loop of
+# notify() calls pays a few round trips, small enough to bound the memory of one.
+PIPELINE = 500
 
 # KEYS: history log, history meta, group key (core) or group channel (pubsub).
 # ARGV: 1 frame prefix ('' without history), 2 frame suffix, 3 text (without
@@ -181,6 +185,55 @@ def _exchange(conn: Any, packed: bytes) -> list:
         raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
 
 
+def _read_replies(sock: Any, count: int) -> list[Any]:
+    """Read ``count`` pipelined script replies from ``sock``: each ``[seq, over]``,
+    or the ResponseError Redis answered for that command.
+
+    Raises like ``_exchange``: ConnectionError only when no byte came back.
+    """
+    replies: list[Any] = []
+    data, pos, got = b"", 0, False
+    try:
+        while len(replies) < count:
+            if reply := _REPLY.match(data, pos):
+                seq, over = reply.groups()
+                replies.append([None if seq is None else int(seq), int(over)])
+                pos = reply.end()
+                continue
+            if error := _ERROR.match(data, pos):
+                message = error.group(1).decode(errors="replace")
+                replies.append(redis.exceptions.ResponseError(message))
+                pos = error.end()
+                continue
+            rest = data[pos:]
+            if rest[:1] not in (b"", b"*", b"-") or len(rest) > 4096:
+                raise redis.exceptions.InvalidResponse(f"unexpected {rest[:80]!r}")
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("connection closed by the server")
+            data, pos, got = rest + chunk, 0, True
+    except TimeoutError as exc:
+        raise redis.exceptions.TimeoutError("no reply from Redis in time") from exc
+    except OSError as exc:
+        if got:
+            raise redis.exceptions.InvalidResponse(f"reply cut: {exc}") from exc
+        raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
+    return replies
+
+
+def _open(sock: Any) -> bool:
+    """True if an idle socket is still open: readable means closed by the server
+    (or bytes nobody asked for)."""
+    try:
+        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([sock], [], [], 0)[0]
+    except (OSError, ValueError):
+        return False
+
+
 def _pack(args: list[bytes]) -> bytes:
     """One command in RESP, the Redis wire format."""
     parts = [b"*%d\r\n" % len(args)]
@@ -267,6 +320,73 @@ class FastPath:
         """Append to history (when ``prefix`` is given) and send; return the seq."""
         seq, over = self._call(self._arguments(group, type, v, prefix, suffix, text))
         return self._sent(group, seq, over)
+
+    def send_many(self, calls: list[dict[str, Any]]) -> list[Any]:
+        """``send()`` each call (its keyword arguments) in order, pipelined: one
+        round trip per ``PIPELINE`` calls. Returns, per call, its seq or the
+        exception that says why it was not sent (or may not have been)."""
+        results: list[Any] = []
+        for start in range(0, len(calls), PIPELINE):
+            chunk = calls[start : start + PIPELINE]
+            commands = [
+                self._arguments(
+                    c["group"], c["type"], c["v"], c["prefix"], c["suffix"], c["text"]
+                )
+                for c in chunk
+            ]
+            try:
+                replies = self._pipeline(commands)
+            except (redis.exceptions.RedisError, OSError) as error:
+                # No reply read: whether these ran is unknown, none is resent.
+                results += [error] * len(chunk)
+                continue
+            for call, reply in zip(chunk, replies, strict=True):
+                if isinstance(reply, Exception):
+                    results.append(reply)
+                else:
+                    results.append(self._sent(call["group"], *reply))
+        return results
+
+    def _pipeline(self, commands: list[list[bytes]]) -> list[Any]:
+        """Run the script once per argument list, in order, in one round trip.
+
+        The first command carries the script itself (EVAL), so Redis knows it for
+        the EVALSHAs behind it.
+        """
+        packed = b"".join(
+            _pack([b"EVAL", self.script, b"3", *args])
+            if index == 0
+            else _pack([b"EVALSHA", self.sha, b"3", *args])
+            for index, args in enumerate(commands)
+        )
+        try:
+            conn = self.idle.pop()
+        except IndexError:
+            conn = self.pool.connection_class(**self.pool.connection_kwargs)
+        if conn._sock is not None and not _open(conn._sock):
+            # Closed since its last use (Redis restarted): replaced before sending,
+            # because a pipeline cut after sending is never resent (some of it may
+            # have run).
+            conn.disconnect()
+        try:
+            replies = self._exchange_many(conn, packed, len(commands))
+        except BaseException:
+            conn.disconnect()
+            raise
+        self.idle.append(conn)
+        return replies
+
+    @staticmethod
+    def _exchange_many(conn: Any, packed: bytes, count: int) -> list[Any]:
+        if conn._sock is None:
+            conn.connect()
+        try:
+            conn._sock.sendall(packed)
+        except TimeoutError as exc:
+            raise redis.exceptions.TimeoutError("Redis did not read in time") from exc
+        except OSError as exc:
+            raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
+        return _read_replies(conn._sock, count)
 
     async def asend(
         self,
