@@ -378,18 +378,31 @@ class Batch:
 def _batch_failed(
     failures: list[tuple[int, EventFrame, BaseException]], total: int
 ) -> None:
-    """Say which events of a batch were not sent (each one), per NOTIFY_FAILURE."""
-    lines = [
-        f"#{index} notify({frame.group!r}, {frame.type!r}): "
-        f"{error.__class__.__name__}: {error}"
+    """Name each event of a batch that was not sent, per NOTIFY_FAILURE."""
+    listed = [
+        (index, frame.group, frame.type, f"{error.__class__.__name__}: {error}")
         for index, frame, error in failures
     ]
-    for line in lines:
-        logger.warning("batch: %s was not sent (or may not have been)", line)
     if realtime_settings.NOTIFY_FAILURE == "log":
+        for index, group, type, why in listed:
+            logger.warning(
+                "batch: #%d notify(%r, %r) failed: %s (REALTIME['NOTIFY_FAILURE'] "
+                "is 'log')",
+                index,
+                group,
+                type,
+                why,
+            )
         return
-    shown = "; ".join(lines[:10]) + ("; ..." if len(lines) > 10 else "")
-    raise NotifyFailed(f"{len(failures)} of {total} events of a batch failed: {shown}")
+    shown = "; ".join(
+        f"#{index} notify({group!r}, {type!r}): {why}"
+        for index, group, type, why in listed[:10]
+    )
+    more = f"; and {len(listed) - 10} more (see .failures)" if len(listed) > 10 else ""
+    raise NotifyFailed(
+        f"{len(failures)} of {total} events of a batch failed: {shown}{more}",
+        failures=listed,
+    )
 
 
 @contextlib.contextmanager
@@ -407,8 +420,12 @@ def batch() -> Iterator[None]:
         _batching.batch = None
         try:
             _close(queue)
-        except NotifyFailed:
-            pass  # each failed event was logged; the block's error goes on
+        except NotifyFailed as failed:
+            # The block's own error goes on; the events that failed are said here.
+            for index, group, type, why in failed.failures:
+                logger.error(
+                    "batch: #%d notify(%r, %r) failed: %s", index, group, type, why
+                )
         raise
     _batching.batch = None
     _close(queue)
