@@ -214,3 +214,15 @@ async def test_batch_refuses_a_running_event_loop():
         realtime.batch(),
     ):
         pass
+
+
+def test_capture_records_a_batched_event_once_when_its_commit_sends_it(redis_url):
+    with capture_notifications() as captured, transaction.atomic():
+        with realtime.batch():
+            send(0, 2)
+        waiting = [(e["data"]["n"], e["sent"]) for e in captured]
+        assert waiting == [(0, False), (1, False)]
+    assert [(e["data"]["n"], e["seq"], e["sent"]) for e in captured] == [
+        (0, 1, True),
+        (1, 2, True),
+    ]
