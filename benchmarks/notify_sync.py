@@ -140,16 +140,17 @@ class Subscriber:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=2000, help="calls per path")
+    parser.add_argument(
+        "-n", type=int, help="calls per path (default 2000), or per loop (1000)"
+    )
     parser.add_argument("--layer", choices=sorted(LAYERS), default="core")
     parser.add_argument(
         "--loop", action="store_true", help="time whole loops of N calls instead"
     )
     parser.add_argument("--rounds", type=int, default=20, help="loops per path")
     args = parser.parse_args()
-    n, warmup = args.n, max(5, min(200, args.n // 10))
-    if args.loop:
-        n = args.n if "-n" in sys.argv else 1000
+    n = args.n or (1000 if args.loop else 2000)
+    warmup = max(5, min(200, n // 10))
 
     proc, port, workdir = start_redis()
     try:

@@ -6,6 +6,8 @@ every event it could not send."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -22,6 +24,7 @@ from realtime.fastpath import fast_path
 from realtime.settings import realtime_settings
 from realtime.testing import RealtimeCommunicator, capture_notifications
 from tests.asgi import application
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,3 +229,22 @@ def test_capture_records_a_batched_event_once_when_its_commit_sends_it(redis_url
         (0, 1, True),
         (1, 2, True),
     ]
+
+
+@pytest.mark.e2e
+def test_loop_benchmark_runs():
+    """The loop mode of benchmarks/notify_sync.py runs and checks its deliveries
+    (its timings are not asserted)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/notify_sync.py",
+            *("--loop", "-n", "50", "--rounds", "2", "--layer", "pubsub"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "with realtime.batch()" in done.stdout
