@@ -185,13 +185,12 @@ def _exchange(conn: Any, packed: bytes) -> list:
         raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
 
 
-def _read_replies(sock: Any, count: int) -> list[Any]:
-    """Read ``count`` pipelined script replies from ``sock``: each ``[seq, over]``,
-    or the ResponseError Redis answered for that command.
+def _read_replies(sock: Any, count: int, replies: list[Any]) -> None:
+    """Read ``count`` pipelined script replies from ``sock`` into ``replies``: each
+    ``[seq, over]``, or the ResponseError Redis answered for that command.
 
-    Raises like ``_exchange``: ConnectionError only when no byte came back.
+    Raises like ``_exchange``; ``replies`` then holds those read before.
     """
-    replies: list[Any] = []
     data, pos, got = b"", 0, False
     try:
         while len(replies) < count:
@@ -218,7 +217,6 @@ def _read_replies(sock: Any, count: int) -> list[Any]:
         if got:
             raise redis.exceptions.InvalidResponse(f"reply cut: {exc}") from exc
         raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
-    return replies
 
 
 def _open(sock: Any) -> bool:
@@ -326,29 +324,45 @@ class FastPath:
         round trip per ``PIPELINE`` calls. Returns, per call, its seq or the
         exception that says why it was not sent (or may not have been)."""
         results: list[Any] = []
+        failed: Exception | None = None
         for start in range(0, len(calls), PIPELINE):
             chunk = calls[start : start + PIPELINE]
-            commands = [
-                self._arguments(
-                    c["group"], c["type"], c["v"], c["prefix"], c["suffix"], c["text"]
-                )
-                for c in chunk
-            ]
-            try:
-                replies = self._pipeline(commands)
-            except (redis.exceptions.RedisError, OSError) as error:
-                # No reply read: whether these ran is unknown, none is resent.
-                results += [error] * len(chunk)
+            if failed is not None:
+                # What was sent before may still run on Redis after this: sending
+                # more could overtake it, so the rest of the batch is not sent.
+                results += [failed] * len(chunk)
                 continue
-            for call, reply in zip(chunk, replies, strict=True):
+            replies, error = self._pipeline(
+                [
+                    self._arguments(
+                        c["group"],
+                        c["type"],
+                        c["v"],
+                        c["prefix"],
+                        c["suffix"],
+                        c["text"],
+                    )
+                    for c in chunk
+                ]
+            )
+            for call, reply in zip(chunk, replies, strict=False):
                 if isinstance(reply, Exception):
-                    results.append(reply)
+                    results.append(reply)  # Redis refused this call alone
                 else:
                     results.append(self._sent(call["group"], *reply))
+            if error is not None:
+                # Calls without a reply may or may not have run: none is resent.
+                results += [error] * (len(chunk) - len(replies))
+                failed = redis.exceptions.ConnectionError(
+                    f"not sent after an earlier part of the batch failed ({error})"
+                )
         return results
 
-    def _pipeline(self, commands: list[list[bytes]]) -> list[Any]:
+    def _pipeline(
+        self, commands: list[list[bytes]]
+    ) -> tuple[list[Any], Exception | None]:
         """Run the script once per argument list, in order, in one round trip.
+        Returns the replies read, and the error that stopped reading, if any.
 
         The first command carries the script itself (EVAL), so Redis knows it for
         the EVALSHAs behind it.
@@ -368,25 +382,29 @@ class FastPath:
             # because a pipeline cut after sending is never resent (some of it may
             # have run).
             conn.disconnect()
+        replies: list[Any] = []
         try:
-            replies = self._exchange_many(conn, packed, len(commands))
+            if conn._sock is None:
+                conn.connect()
+            try:
+                conn._sock.sendall(packed)
+            except TimeoutError as exc:
+                raise redis.exceptions.TimeoutError(
+                    "Redis did not read in time"
+                ) from exc
+            except OSError as exc:
+                raise redis.exceptions.ConnectionError(
+                    f"Redis connection: {exc}"
+                ) from exc
+            _read_replies(conn._sock, len(commands), replies)
+        except (redis.exceptions.RedisError, OSError) as error:
+            conn.disconnect()  # in an unknown state: not reused
+            return replies, error
         except BaseException:
             conn.disconnect()
             raise
         self.idle.append(conn)
-        return replies
-
-    @staticmethod
-    def _exchange_many(conn: Any, packed: bytes, count: int) -> list[Any]:
-        if conn._sock is None:
-            conn.connect()
-        try:
-            conn._sock.sendall(packed)
-        except TimeoutError as exc:
-            raise redis.exceptions.TimeoutError("Redis did not read in time") from exc
-        except OSError as exc:
-            raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
-        return _read_replies(conn._sock, count)
+        return replies, None
 
     async def asend(
         self,

@@ -6,6 +6,7 @@ every event it could not send."""
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 
@@ -20,11 +21,11 @@ import realtime
 from realtime import backends
 from realtime.backends import get_backend
 from realtime.exceptions import NotifyFailed
-from realtime.fastpath import fast_path
+from realtime.fastpath import PIPELINE, fast_path
 from realtime.settings import realtime_settings
 from realtime.testing import RealtimeCommunicator, capture_notifications
 from tests.asgi import application
-from tests.conftest import ROOT
+from tests.conftest import ROOT, RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -248,3 +249,44 @@ def test_loop_benchmark_runs():
     )
     assert done.returncode == 0, done.stderr
     assert "with realtime.batch()" in done.stdout
+
+
+@pytest.fixture
+def strict_redis(settings):
+    """A redis-server that hangs up on any argument over 1 MB (a protocol error)."""
+    server = RedisServer(["--proto-max-bulk-len", "1mb"])
+    server.start()
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": LAYERS["core"], "CONFIG": {"hosts": [server.url]}}
+    }
+    settings.REALTIME = {**settings.REALTIME, "REDIS_URL": server.url}
+    channel_layers.backends = {}
+    backends.reset()
+    realtime_settings.reload()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def test_nothing_after_a_cut_in_the_batch_is_sent(strict_redis):
+    """Redis hangs up in the middle of a batch: the events before the cut were sent,
+    the cut one and every later one are reported, and none of them ran."""
+    count = PIPELINE + 100  # two round trips; the cut is in the first
+    with (
+        capture_notifications() as sent,
+        pytest.raises(NotifyFailed) as raised,
+        realtime.batch(),
+    ):
+        send(0, 2)
+        realtime.notify(GROUP, "test.note", {"text": "x" * (1 << 20), "n": 2})
+        send(3, count - 3)
+    assert [(e["data"]["n"], e["seq"]) for e in sent] == [(0, 1), (1, 2)]
+    failures = raised.value.failures
+    assert [index for index, *_ in failures] == list(range(2, count))
+    assert "Protocol error" in failures[0][3]
+    assert "not sent after an earlier part of the batch failed" in failures[-1][3]
+    assert f"{count - 2} of {count} events of a batch failed" in str(raised.value)
+    # Nothing after the cut ran: the next event gets the next seq.
+    with capture_notifications() as after:
+        send(9, 1)
+    assert [e["seq"] for e in after] == [3]
