@@ -23,7 +23,7 @@ from realtime.bridge import run_sync
 from realtime.fastpath import FastPath, fast_path
 from realtime.frames import EventFrame
 from realtime.hub import dispatch_local
-from realtime.layers import get_layer, is_process_local
+from realtime.layers import get_layer, is_process_local, unreachable
 
 
 class Broker(ABC):
@@ -51,14 +51,14 @@ class Broker(ABC):
 
     def publish_many_sync(
         self, frames: list[EventFrame], *, history: list[bool]
-    ) -> list[int | Exception | None]:
+    ) -> list[int | BaseException | None]:
         """``publish_sync`` each frame in order; per frame its seq, or the exception
         that says why it was not sent (or may not have been)."""
-        results: list[int | Exception | None] = []
+        results: list[int | BaseException | None] = []
         for frame, keep in zip(frames, history, strict=True):
             try:
                 results.append(self.publish_sync(frame, history=keep))
-            except Exception as error:
+            except unreachable() as error:
                 results.append(error)
         return results
 
@@ -133,7 +133,7 @@ class ScriptBroker(Broker):
 
     def publish_many_sync(
         self, frames: list[EventFrame], *, history: list[bool]
-    ) -> list[int | Exception | None]:
+    ) -> list[int | BaseException | None]:
         # Pipelined: a few round trips for the lot; each script call is still one
         # atomic append-and-send, run in the order given.
         return self.script.send_many(

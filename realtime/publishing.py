@@ -207,11 +207,10 @@ def send_validated(
         history = keeps_history(group)
 
     def send() -> None:
-        # Looked up when it runs: capture_notifications() swaps it.
         send_sync(group, type, data, v=v, history=history)
 
     queue = current_batch()
-    # Looked up when it runs, like send_sync.
+    # Both looked up when they run: capture_notifications() swaps them.
     _maybe_on_commit(send if queue is None else queue.within(send), on_commit)
 
 
@@ -325,9 +324,9 @@ class Batch:
     def __init__(self) -> None:
         self.frames: list[EventFrame] = []
         self.history: list[bool] = []
-        # Sends left for a transaction that commits after the block: they join this
-        # batch when they run, and one on_commit callback registered behind them
-        # sends what they queued.
+        # Sends may wait for a transaction that commits after the block: they join
+        # this batch when they run, and one on_commit callback registered behind
+        # them (when the block ends) sends what they queued.
         self.deferred = False
 
     def add(self, frame: EventFrame, history: bool) -> None:
@@ -335,7 +334,8 @@ class Batch:
         self.history.append(history)
 
     def within(self, send: Callable[[], Any]) -> Callable[[], None]:
-        """``send``, run later (after commit) as part of this batch."""
+        """``send``, queueing into this batch whenever it runs (now, or after a
+        commit that may come once the block has ended)."""
         self.deferred = True
 
         def joined() -> None:
