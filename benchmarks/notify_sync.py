@@ -2,9 +2,12 @@
 
 Starts its own redis-server on a free port, points a channels-redis layer at it, keeps
 one subscriber in the group (so every call really delivers), and times N calls of each
-path in the same run. Usage::
+path in the same run. ``--loop`` instead times whole loops of N ``notify()`` calls
+with history (plain, and inside ``realtime.batch()`` when the package has it) and
+checks that the subscriber got every event and history holds consecutive seqs. Usage::
 
     .venv/bin/python benchmarks/notify_sync.py [-n 2000] [--layer core|pubsub]
+    .venv/bin/python benchmarks/notify_sync.py --loop [-n 1000] [--rounds 20]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -58,7 +62,7 @@ def start_redis() -> tuple[subprocess.Popen, int, str]:
             time.sleep(0.05)
 
 
-def configure(url: str, layer: str, n: int) -> None:
+def configure(url: str, layer: str, capacity: int) -> None:
     import django
     from django.conf import settings
 
@@ -78,7 +82,7 @@ def configure(url: str, layer: str, n: int) -> None:
                 "BACKEND": LAYERS[layer],
                 # Room for every message of the run: a full channel is skipped, which
                 # would flatter both paths.
-                "CONFIG": {"hosts": [url], "capacity": 4 * n + 100},
+                "CONFIG": {"hosts": [url], "capacity": capacity + 100},
             }
         },
         USE_TZ=True,
@@ -136,14 +140,24 @@ class Subscriber:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=2000, help="calls per path")
+    parser.add_argument(
+        "-n", type=int, help="calls per path (default 2000), or per loop (1000)"
+    )
     parser.add_argument("--layer", choices=sorted(LAYERS), default="core")
+    parser.add_argument(
+        "--loop", action="store_true", help="time whole loops of N calls instead"
+    )
+    parser.add_argument("--rounds", type=int, default=20, help="loops per path")
     args = parser.parse_args()
-    n, warmup = args.n, max(5, min(200, args.n // 10))
+    n = args.n or (1000 if args.loop else 2000)
+    warmup = max(5, min(200, n // 10))
 
     proc, port, workdir = start_redis()
     try:
-        configure(f"redis://127.0.0.1:{port}/0", args.layer, n)
+        capacity = n * (2 * args.rounds + 2) if args.loop else 3 * (warmup + n)
+        configure(f"redis://127.0.0.1:{port}/0", args.layer, capacity)
+        if args.loop:
+            return run_loops(n, args.rounds, args.layer)
         return run(n, warmup, args.layer)
     finally:
         proc.terminate()
@@ -213,6 +227,64 @@ def run(n: int, warmup: int, layer_name: str) -> int:
     for name in ("notify(history=False)", "notify() with history"):
         print(
             f"speed-up of {name} over baseline (median): {base / results[name][0]:.1f}x"
+        )
+    return 0
+
+
+def run_loops(n: int, rounds: int, layer_name: str) -> int:
+    """Time loops of ``n`` notify() calls with history, plain and batched."""
+    from channels.layers import get_channel_layer
+    from rest_framework import serializers
+
+    import realtime
+
+    @realtime.event("bench.tick", direction="server")
+    class Tick(serializers.Serializer):
+        i = serializers.IntegerField()
+        text = serializers.CharField()
+
+    check = Subscriber(get_channel_layer(), layer_name)
+    payload = {"text": "hello from a view"}
+
+    def plain() -> None:
+        for i in range(n):
+            realtime.notify(GROUP, "bench.tick", {"i": i, **payload}, history=True)
+
+    def batched() -> None:
+        with realtime.batch():
+            for i in range(n):
+                realtime.notify(GROUP, "bench.tick", {"i": i, **payload}, history=True)
+
+    paths: list[tuple[str, Callable[[], None]]] = [("plain loop", plain)]
+    if hasattr(realtime, "batch"):
+        paths.append(("with realtime.batch()", batched))
+    plain()  # warm-up: connections, serializer, script cache
+    samples: dict[str, list[float]] = {name: [] for name, _ in paths}
+    for _ in range(rounds):
+        for name, call in paths:
+            gc.collect()
+            start = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - start) * 1000)
+
+    total = n * (1 + rounds * len(paths))
+    received = check.count()
+    if received != total:
+        sys.exit(f"the subscriber got {received} of {total} messages")
+    # History holds the last events with consecutive seqs, the last one = total.
+    log = check.redis.lrange(f"rt:log:{{{GROUP}}}", -n, -1)
+    seqs = [int(re.search(rb',"seq":(\d+)', item).group(1)) for item in log]
+    if seqs != list(range(total - n + 1, total + 1)):
+        sys.exit(f"history does not end with seqs {total - n + 1}..{total}")
+    print(
+        f"{n} notify() calls with history in a loop, {layer_name} layer, "
+        f"{rounds} loops per path"
+    )
+    print(f"{'path':<26}{'median ms':>11}{'min ms':>10}{'max ms':>10}")
+    for name, values in samples.items():
+        print(
+            f"{name:<26}{statistics.median(values):>11.1f}"
+            f"{min(values):>10.1f}{max(values):>10.1f}"
         )
     return 0
 

@@ -23,6 +23,7 @@ _EXPORTS = {
     "anotify": "realtime.publishing",
     "notify_user": "realtime.publishing",
     "anotify_user": "realtime.publishing",
+    "batch": "realtime.publishing",
     "websocket_app": "realtime.asgi",
     "broadcast_model": "realtime.broadcast",
 }

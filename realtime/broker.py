@@ -23,7 +23,7 @@ from realtime.bridge import run_sync
 from realtime.fastpath import FastPath, fast_path
 from realtime.frames import EventFrame
 from realtime.hub import dispatch_local
-from realtime.layers import get_layer, is_process_local
+from realtime.layers import get_layer, is_process_local, unreachable
 
 
 class Broker(ABC):
@@ -48,6 +48,19 @@ class Broker(ABC):
         Raises TimeoutError after NOTIFY_TIMEOUT.
         """
         return run_sync(self.publish(frame, history=history))
+
+    def publish_many_sync(
+        self, frames: list[EventFrame], *, history: list[bool]
+    ) -> list[int | BaseException | None]:
+        """``publish_sync`` each frame in order; per frame its seq, or the exception
+        that says why it was not sent (or may not have been)."""
+        results: list[int | BaseException | None] = []
+        for frame, keep in zip(frames, history, strict=True):
+            try:
+                results.append(self.publish_sync(frame, history=keep))
+            except unreachable() as error:
+                results.append(error)
+        return results
 
 
 class LayerBroker(Broker):
@@ -117,6 +130,25 @@ class ScriptBroker(Broker):
                 suffix=frame.suffix,
             )
         return self.script.send(frame.group, frame.type, frame.v, text=frame.text(None))
+
+    def publish_many_sync(
+        self, frames: list[EventFrame], *, history: list[bool]
+    ) -> list[int | BaseException | None]:
+        # Pipelined: a few round trips for the lot; each script call is still one
+        # atomic append-and-send, run in the order given.
+        return self.script.send_many(
+            [
+                {
+                    "group": frame.group,
+                    "type": frame.type,
+                    "v": frame.v,
+                    "prefix": frame.prefix if keep else None,
+                    "suffix": frame.suffix if keep else None,
+                    "text": None if keep else frame.text(None),
+                }
+                for frame, keep in zip(frames, history, strict=True)
+            ]
+        )
 
 
 _local = LocalBroker()

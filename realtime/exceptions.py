@@ -28,6 +28,7 @@ catches client errors can swallow them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -159,12 +160,17 @@ class NotifyFailed(Unavailable):
     """notify() could not publish: the channel layer or Redis failed or timed out.
 
     ``str()`` gives the reason for logs; a client only ever sees the generic
-    ``unavailable`` detail (a handler that notifies lets this propagate).
+    ``unavailable`` detail (a handler that notifies lets this propagate). From
+    ``realtime.batch()``, ``failures`` lists each event that was not sent:
+    ``(position in the batch, group, type, why)``.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self, reason: str, *, failures: Sequence[tuple[int, str, str, str]] = ()
+    ) -> None:
         super().__init__()
         self.reason = reason
+        self.failures = list(failures)
 
     def __str__(self) -> str:
         return self.reason

@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import re
+import select
 import threading
 import time
 import weakref
@@ -45,6 +46,9 @@ from realtime.settings import realtime_settings
 logger = logging.getLogger(__name__)
 
 CLIENT_NAME = "realtime-notify"
+# Calls per pipelined round trip in send_many(): large enough that a loop of
+# notify() calls pays a few round trips, small enough to bound the memory of one.
+PIPELINE = 500
 
 # KEYS: history log, history meta, group key (core) or group channel (pubsub).
 # ARGV: 1 frame prefix ('' without history), 2 frame suffix, 3 text (without
@@ -181,6 +185,53 @@ def _exchange(conn: Any, packed: bytes) -> list:
         raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
 
 
+def _read_replies(sock: Any, count: int, replies: list[Any]) -> None:
+    """Read ``count`` pipelined script replies from ``sock`` into ``replies``: each
+    ``[seq, over]``, or the ResponseError Redis answered for that command.
+
+    Raises like ``_exchange``; ``replies`` then holds those read before.
+    """
+    data, pos, got = b"", 0, False
+    try:
+        while len(replies) < count:
+            if reply := _REPLY.match(data, pos):
+                seq, over = reply.groups()
+                replies.append([None if seq is None else int(seq), int(over)])
+                pos = reply.end()
+                continue
+            if error := _ERROR.match(data, pos):
+                message = error.group(1).decode(errors="replace")
+                replies.append(redis.exceptions.ResponseError(message))
+                pos = error.end()
+                continue
+            rest = data[pos:]
+            if rest[:1] not in (b"", b"*", b"-") or len(rest) > 4096:
+                raise redis.exceptions.InvalidResponse(f"unexpected {rest[:80]!r}")
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("connection closed by the server")
+            data, pos, got = rest + chunk, 0, True
+    except TimeoutError as exc:
+        raise redis.exceptions.TimeoutError("no reply from Redis in time") from exc
+    except OSError as exc:
+        if got:
+            raise redis.exceptions.InvalidResponse(f"reply cut: {exc}") from exc
+        raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
+
+
+def _open(sock: Any) -> bool:
+    """True if an idle socket is still open: readable means closed by the server
+    (or bytes nobody asked for)."""
+    try:
+        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([sock], [], [], 0)[0]
+    except (OSError, ValueError):
+        return False
+
+
 def _pack(args: list[bytes]) -> bytes:
     """One command in RESP, the Redis wire format."""
     parts = [b"*%d\r\n" % len(args)]
@@ -267,6 +318,93 @@ class FastPath:
         """Append to history (when ``prefix`` is given) and send; return the seq."""
         seq, over = self._call(self._arguments(group, type, v, prefix, suffix, text))
         return self._sent(group, seq, over)
+
+    def send_many(self, calls: list[dict[str, Any]]) -> list[Any]:
+        """``send()`` each call (its keyword arguments) in order, pipelined: one
+        round trip per ``PIPELINE`` calls. Returns, per call, its seq or the
+        exception that says why it was not sent (or may not have been)."""
+        results: list[Any] = []
+        failed: Exception | None = None
+        for start in range(0, len(calls), PIPELINE):
+            chunk = calls[start : start + PIPELINE]
+            if failed is not None:
+                # What was sent before may still run on Redis after this: sending
+                # more could overtake it, so the rest of the batch is not sent.
+                results += [failed] * len(chunk)
+                continue
+            replies, error = self._pipeline(
+                [
+                    self._arguments(
+                        c["group"],
+                        c["type"],
+                        c["v"],
+                        c["prefix"],
+                        c["suffix"],
+                        c["text"],
+                    )
+                    for c in chunk
+                ]
+            )
+            for call, reply in zip(chunk, replies, strict=False):
+                if isinstance(reply, Exception):
+                    results.append(reply)  # Redis refused this call alone
+                else:
+                    results.append(self._sent(call["group"], *reply))
+            if error is not None:
+                # Calls without a reply may or may not have run: none is resent.
+                results += [error] * (len(chunk) - len(replies))
+                failed = redis.exceptions.ConnectionError(
+                    f"not sent after an earlier part of the batch failed ({error})"
+                )
+        return results
+
+    def _pipeline(
+        self, commands: list[list[bytes]]
+    ) -> tuple[list[Any], Exception | None]:
+        """Run the script once per argument list, in order, in one round trip.
+        Returns the replies read, and the error that stopped reading, if any.
+
+        The first command carries the script itself (EVAL), so Redis knows it for
+        the EVALSHAs behind it.
+        """
+        packed = b"".join(
+            _pack([b"EVAL", self.script, b"3", *args])
+            if index == 0
+            else _pack([b"EVALSHA", self.sha, b"3", *args])
+            for index, args in enumerate(commands)
+        )
+        try:
+            conn = self.idle.pop()
+        except IndexError:
+            conn = self.pool.connection_class(**self.pool.connection_kwargs)
+        if conn._sock is not None and not _open(conn._sock):
+            # Closed since its last use (Redis restarted): replaced before sending,
+            # because a pipeline cut after sending is never resent (some of it may
+            # have run).
+            conn.disconnect()
+        replies: list[Any] = []
+        try:
+            if conn._sock is None:
+                conn.connect()
+            try:
+                conn._sock.sendall(packed)
+            except TimeoutError as exc:
+                raise redis.exceptions.TimeoutError(
+                    "Redis did not read in time"
+                ) from exc
+            except OSError as exc:
+                raise redis.exceptions.ConnectionError(
+                    f"Redis connection: {exc}"
+                ) from exc
+            _read_replies(conn._sock, len(commands), replies)
+        except (redis.exceptions.RedisError, OSError) as error:
+            conn.disconnect()  # in an unknown state: not reused
+            return replies, error
+        except BaseException:
+            conn.disconnect()
+            raise
+        self.idle.append(conn)
+        return replies, None
 
     async def asend(
         self,

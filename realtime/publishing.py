@@ -12,9 +12,11 @@ layers go through the sync bridge's long-lived event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -203,10 +205,13 @@ def send_validated(
     the transaction commits unless ``on_commit=False`` (see ``notify``)."""
     if history is None:
         history = keeps_history(group)
+
+    def send() -> None:
+        send_sync(group, type, data, v=v, history=history)
+
+    queue = current_batch()
     # Both looked up when they run: capture_notifications() swaps them.
-    _maybe_on_commit(
-        lambda: send_sync(group, type, data, v=v, history=history), on_commit
-    )
+    _maybe_on_commit(send if queue is None else queue.within(send), on_commit)
 
 
 def _maybe_on_commit(send: Callable[[], Any], on_commit: bool | None) -> None:
@@ -288,8 +293,12 @@ def send_sync(
     Bounded by REALTIME["NOTIFY_TIMEOUT"]: a dead Redis makes this raise
     ``NotifyFailed`` (or log, per NOTIFY_FAILURE) instead of hanging the request.
     """
-    started = metrics.now()
     frame = EventFrame(group, type, data, v)
+    queue = current_batch()
+    if queue is not None:
+        queue.add(frame, history)
+        return None
+    started = metrics.now()
     try:
         seq = get_broker(history=history).publish_sync(frame, history=history)
     except unreachable() as error:
@@ -297,3 +306,132 @@ def send_sync(
         return None
     _published(frame, seq, started)
     return seq
+
+
+# -- batches ---------------------------------------------------------------------------
+
+_batching = threading.local()
+
+
+def current_batch() -> Batch | None:
+    """The batch that sync sends on this thread join, if any."""
+    return getattr(_batching, "batch", None)
+
+
+class Batch:
+    """The events sync ``notify()`` calls queued inside ``batch()``, in call order."""
+
+    def __init__(self) -> None:
+        self.frames: list[EventFrame] = []
+        self.history: list[bool] = []
+        # Sends may wait for a transaction that commits after the block: they join
+        # this batch when they run, and one on_commit callback registered behind
+        # them (when the block ends) sends what they queued.
+        self.deferred = False
+
+    def add(self, frame: EventFrame, history: bool) -> None:
+        self.frames.append(frame)
+        self.history.append(history)
+
+    def within(self, send: Callable[[], Any]) -> Callable[[], None]:
+        """``send``, queueing into this batch whenever it runs (now, or after a
+        commit that may come once the block has ended)."""
+        self.deferred = True
+
+        def joined() -> None:
+            outer = current_batch()
+            _batching.batch = self
+            try:
+                send()
+            finally:
+                _batching.batch = outer
+
+        return joined
+
+    def flush(self) -> None:
+        """Send every queued event, in order; failures follow NOTIFY_FAILURE."""
+        frames, history = self.frames, self.history
+        self.frames, self.history = [], []
+        failures: list[tuple[int, EventFrame, BaseException]] = []
+        index = 0
+        while index < len(frames):
+            # Runs of events that take the same broker go out together.
+            broker = get_broker(history=history[index])
+            end = index + 1
+            while end < len(frames) and get_broker(history=history[end]) is broker:
+                end += 1
+            started = metrics.now()
+            results = broker.publish_many_sync(
+                frames[index:end], history=history[index:end]
+            )
+            for offset, result in enumerate(results):
+                frame = frames[index + offset]
+                if isinstance(result, BaseException):
+                    failures.append((index + offset, frame, result))
+                else:
+                    _published(frame, result, started)
+            index = end
+        if failures:
+            _batch_failed(failures, len(frames))
+
+
+def _batch_failed(
+    failures: list[tuple[int, EventFrame, BaseException]], total: int
+) -> None:
+    """Name each event of a batch that was not sent, per NOTIFY_FAILURE."""
+    listed = [
+        (index, frame.group, frame.type, f"{error.__class__.__name__}: {error}")
+        for index, frame, error in failures
+    ]
+    if realtime_settings.NOTIFY_FAILURE == "log":
+        for index, group, type, why in listed:
+            logger.warning(
+                "batch: #%d notify(%r, %r) failed: %s (REALTIME['NOTIFY_FAILURE'] "
+                "is 'log')",
+                index,
+                group,
+                type,
+                why,
+            )
+        return
+    shown = "; ".join(
+        f"#{index} notify({group!r}, {type!r}): {why}"
+        for index, group, type, why in listed[:10]
+    )
+    more = f"; and {len(listed) - 10} more (see .failures)" if len(listed) > 10 else ""
+    raise NotifyFailed(
+        f"{len(failures)} of {total} events of a batch failed: {shown}{more}",
+        failures=listed,
+    )
+
+
+@contextlib.contextmanager
+def batch() -> Iterator[None]:
+    """Queue sync ``notify()`` calls made in the block and send them together
+    when it ends: in call order, pipelined on channels-redis."""
+    refuse_running_loop("batch", "anotify")
+    if current_batch() is not None:
+        yield  # an inner block joins the outer batch
+        return
+    queue = _batching.batch = Batch()
+    try:
+        yield
+    except BaseException:
+        _batching.batch = None
+        try:
+            _close(queue)
+        except NotifyFailed as failed:
+            # The block's own error goes on; the events that failed are said here.
+            for index, group, type, why in failed.failures:
+                logger.error(
+                    "batch: #%d notify(%r, %r) failed: %s", index, group, type, why
+                )
+        raise
+    _batching.batch = None
+    _close(queue)
+
+
+def _close(queue: Batch) -> None:
+    if queue.deferred and transaction.get_connection().in_atomic_block:
+        transaction.on_commit(queue.flush)
+    queue.flush()

@@ -111,13 +111,18 @@ class _Deferred:
         self.started = True
         with _lock:
             _running.extend(self.calls)
+        _local.batched = False
+        sent = False
         try:
             self.send()
+            sent = True
         finally:
-            with _lock:
-                for entries in self.calls:
-                    if entries in _running:
-                        _running.remove(entries)
+            # Queued in a realtime.batch(): its publish fills the entries later.
+            if not (sent and _local.batched):
+                with _lock:
+                    for entries in self.calls:
+                        if entries in _running:
+                            _running.remove(entries)
 
 
 def _entry(group: str, type: str, v: Any, seq: Any, data: Any, sent: bool) -> dict:
@@ -169,6 +174,8 @@ def _probing_send_sync(
 ) -> int | None:
     probe = getattr(_local, "probe", None)
     if probe is None:
+        if publishing.current_batch() is not None:
+            _local.batched = True
         return _originals["send_sync"](group, type, data, v=v, history=history)
     probe.append((group, type, v, data))
     return None

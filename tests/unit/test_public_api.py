@@ -13,6 +13,7 @@ TOP_LEVEL = {
     "RealtimeConsumer": "realtime.consumers",
     "anotify": "realtime.publishing",
     "anotify_user": "realtime.publishing",
+    "batch": "realtime.publishing",
     "broadcast_model": "realtime.broadcast",
     "downgrader": "realtime.schema",
     "event": "realtime.schema",
