@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-NPM_PACKAGES = ["typescript@7.0.2", "@asyncapi/specs@6.11.1"]
+NPM_PACKAGES = [
+    "typescript@7.0.2",
+    "@asyncapi/specs@6.11.1",
+    # the types collab.d.ts refers to
+    "yjs@13.6.33",
+    "y-protocols@1.0.7",
+]
 NPM_DIR = Path(
     os.environ.get("RT_NPM_CACHE", Path.home() / ".cache/realtime-tests/npm")
 )
