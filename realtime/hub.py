@@ -29,6 +29,7 @@ from realtime.backends import get_backend, registry
 from realtime.backends.base import HistoryRead
 from realtime.connection import Connection
 from realtime.exceptions import ShuttingDown
+from realtime.frames import LAYER_EVENT
 from realtime.layers import (
     get_layer,
     is_process_local,
@@ -41,7 +42,6 @@ from realtime.live import Event
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
-EVENT = "rt.event"
 PROBE = "realtime-probe"
 
 Job = Callable[["Hub"], Coroutine[Any, Any, None]]
@@ -225,7 +225,7 @@ class Hub:
                 failures += 1
                 await asyncio.sleep(min(0.25 * failures, 2.0))
                 continue
-            if message.get("type") == EVENT:
+            if message.get("type") == LAYER_EVENT:
                 await self.dispatch(Event(message))
             elif message.get("type") == PROBE:
                 waiter = self._probe_waiters.pop(message.get("token"), None)

@@ -23,6 +23,7 @@ from realtime import exceptions as exc
 from realtime import history, metrics, presence
 from realtime.backends.base import HistoryRead
 from realtime.connection import Connection
+from realtime.frames import layer_message
 from realtime.hub import Hub
 from realtime.layers import unreachable
 from realtime.live import Event
@@ -381,13 +382,5 @@ class Subscriptions(Mapping[str, Subscription]):
 def _replayed(group: str, seq: int, text: str, versions: dict) -> str | None:
     """A stored frame as a client that declared ``versions`` should get it."""
     frame = orjson.loads(text)
-    event = Event(
-        {
-            "group": group,
-            "event": frame["type"],
-            "v": frame.get("v"),
-            "seq": seq,
-            "text": text,
-        }
-    )
+    event = Event(layer_message(group, frame["type"], frame.get("v"), seq, text))
     return event.text_for(versions.get(frame["type"]))
