@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,10 +95,12 @@ WRONG = [
 ]
 
 
-def compile_app(tsc: Path, directory: Path, source: str) -> subprocess.CompletedProcess:
+def compile_app(
+    tsc: Path, directory: Path, source: str, events: str | None = None
+) -> subprocess.CompletedProcess:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "package.json").write_text(json.dumps({"type": "module"}))
-    (directory / "events.d.ts").write_text(typescript.build())
+    (directory / "events.d.ts").write_text(events or typescript.build())
     client = os.path.relpath(CLIENT, directory)
     (directory / "app.ts").write_text(source.replace("{client}", client))
     return subprocess.run(
@@ -136,3 +140,29 @@ def test_wrong_use_fails_to_compile(npm_tools, tmp_path, why, line, code, words)
     # Exactly one error, on the added line: the rest of the app still compiles.
     assert len(errors) == 1, output
     assert f"error {code}" in errors[0] and words in output, output
+
+
+def test_docs_example_compiles_against_the_example_project(npm_tools, tmp_path):  # noqa: F811
+    """docs/client.md's typed example, with the example project's own export made by
+    the documented command."""
+    text = (ROOT / "docs" / "client.md").read_text()
+    section = text.split("## Types from your event registry", 1)[1]
+    source = re.search(r"```ts\n(.*?)```", section, re.S).group(1)
+    assert 'from "django-realtime-events-client"' in source
+    source = source.replace("django-realtime-events-client", "{client}")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "example_project.settings"}
+    env.pop("REDIS_URL", None)
+    events = subprocess.run(
+        [sys.executable, "manage.py", "realtime_schema", "--format", "typescript"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    # Top-level await needs a module: the docs' snippet is one.
+    done = compile_app(
+        npm_tools / ".bin/tsc", tmp_path, source + "export {};\n", events
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
