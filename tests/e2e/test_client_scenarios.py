@@ -8,19 +8,30 @@ publishing with the real ``anotify()`` through that Redis.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 
 import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.support.client_agents import ChromiumAgent, NodeAgent, PythonAgent
+from tests.support.client_agents import (
+    ChromiumAgent,
+    LineAgent,
+    NodeAgent,
+    PythonAgent,
+)
 from tests.support.client_scenarios import SCENARIOS, Scenario, World
 from tests.test_no_silent_loss import CORE, publish_through
 
+# RT_CLIENT_AGENT="./my-agent --flag" adds a client of your own (a LineAgent: see
+# tests/support/client_agents.py and docs/clients.md#conformance-checklist).
+EXTERNAL = os.environ.get("RT_CLIENT_AGENT")
 CLIENTS = (
     "python",
     "node",
     pytest.param("chromium", marks=pytest.mark.browser),
+    *(["external"] if EXTERNAL else []),
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -45,6 +56,8 @@ async def make_agent(tmp_path, world):
             agent = PythonAgent()
         elif client == "node":
             agent = NodeAgent(tmp_path / "node-agent.log")
+        elif client == "external":
+            agent = LineAgent(shlex.split(EXTERNAL), tmp_path / "agent.log")
         else:
             agent = ChromiumAgent(world.port)
         await agent.start()

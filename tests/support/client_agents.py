@@ -146,20 +146,23 @@ def node_command(*args: str) -> list[str]:
     return [node, *(["--experimental-websocket"] if major in (20, 21) else []), *args]
 
 
-class NodeAgent:
-    """realtime.js under Node: tests/js/agent_node.mjs, one JSON line per call."""
+class LineAgent:
+    """A client in another process: ``command`` reads one JSON call a line on stdin,
+    ``{"id", "op", "args"}``, and answers each with one line on stdout, ``{"id",
+    "result"}`` (or ``{"id", "error"}`` when the operation itself broke); it exits
+    when stdin closes. Any language can implement it (tests/js/agent_node.mjs)."""
 
-    name = "node"
+    name = "external"
 
-    def __init__(self, log: Path) -> None:
-        self.log = log
+    def __init__(self, command: list[str], log: Path) -> None:
+        self.command, self.log = command, log
         self.proc: asyncio.subprocess.Process | None = None
         self._ids = 0
 
     async def start(self) -> None:
         self._stderr = self.log.open("w")
         self.proc = await asyncio.create_subprocess_exec(
-            *node_command(str(JS / "agent_node.mjs")),
+            *self.command,
             cwd=ROOT,
             env=dict(os.environ),
             stdin=asyncio.subprocess.PIPE,
@@ -176,12 +179,13 @@ class NodeAgent:
         while True:
             raw = await asyncio.wait_for(self.proc.stdout.readline(), CALL_TIMEOUT)
             if not raw:
-                raise RuntimeError(f"node agent exited: {self.log.read_text()[-3000:]}")
+                tail = self.log.read_text()[-3000:]
+                raise RuntimeError(f"{self.name} agent exited: {tail}")
             answer = json.loads(raw)
             if answer.get("id") == self._ids:
                 break
         if "error" in answer:
-            raise RuntimeError(f"node agent failed {op}: {answer['error']}")
+            raise RuntimeError(f"{self.name} agent failed {op}: {answer['error']}")
         return answer["result"]
 
     async def stop(self) -> None:
@@ -196,6 +200,15 @@ class NodeAgent:
                 self.proc.kill()
                 await self.proc.wait()
         self._stderr.close()
+
+
+class NodeAgent(LineAgent):
+    """realtime.js under Node: tests/js/agent_node.mjs."""
+
+    name = "node"
+
+    def __init__(self, log: Path) -> None:
+        super().__init__(node_command(str(JS / "agent_node.mjs")), log)
 
 
 PAGE_ORIGIN = "http://allowed.example"  # an origin tests/settings.py allows
