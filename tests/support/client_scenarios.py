@@ -22,8 +22,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio
+
 import realtime
 from realtime.exceptions import NotifyFailed
+from realtime.settings import realtime_settings
 from tests.conftest import DaphneFactory, RedisServer
 from tests.support.slow_proxy import SlowProxy
 
@@ -83,6 +86,18 @@ class World:
         """The same port, empty (no persistence): histories and epochs are gone."""
         await asyncio.to_thread(self.redis.stop)
         await asyncio.to_thread(self.redis.start)
+
+    async def history_expired(self, group: str) -> None:
+        """Wait (bounded) until Redis dropped ``group``'s event log on its TTL."""
+        client = redis.asyncio.Redis.from_url(self.redis.url)
+        key = f"{realtime_settings.KEY_PREFIX}:log:{{{group}}}"
+        try:
+            deadline = time.monotonic() + WAIT
+            while await client.exists(key):
+                assert time.monotonic() < deadline, f"{key} never expired"
+                await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
 
     async def slow_link(self, **options: Any) -> SlowProxy:
         proxy = await SlowProxy(self.port, **options).start()
@@ -344,6 +359,28 @@ async def history_expired(world: World, agent: Agent) -> None:
     assert len(snap["failures"]) == 1
 
 
+async def history_aged_out(world: World, agent: Agent) -> None:
+    await world.start_server(HISTORY_TTL=2)
+    await agent.call("connect", url=world.url())
+    await agent.call("subscribe", group="public.aged")
+    await world.publish("public.aged", range(3))
+    await expect_events(agent, "public.aged", pairs(range(1, 4), range(3)))
+    world.kill_server()
+    await until(agent, lambda s: s["state"] != "open", "the client to notice")
+    await world.publish("public.aged", range(3, 6))
+    # Offline past HISTORY_TTL: the group's log expires in Redis (its seq and epoch
+    # live on, so the group keeps counting in the same epoch).
+    await world.history_expired("public.aged")
+    await world.restart_server()
+    snap = await until(agent, lambda s: s["failures"], "recovered: false surfaced")
+    (failure,) = snap["failures"]
+    assert (failure["group"], failure["since"], failure["seq"]) == ("public.aged", 3, 6)
+    await world.publish("public.aged", range(6, 8))
+    expected = [*pairs(range(1, 4), range(3)), *pairs(range(7, 9), range(6, 8))]
+    snap = await expect_events(agent, "public.aged", expected)
+    assert len(snap["failures"]) == 1
+
+
 async def recovery_failed(world: World, agent: Agent) -> None:
     await world.start_server()
     await world.publish("public.lost", range(5))
@@ -455,10 +492,18 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "history_expired",
-        "History no longer holds what the client missed while offline: the "
+        "History no longer holds what the client missed while offline (more "
+        "events than `HISTORY_SIZE`): the "
         "resubscribe is acked `recovered: false`; surface it with the positions, "
         "then continue after the ack's `seq`.",
         history_expired,
+    ),
+    Scenario(
+        "history_aged_out",
+        "Offline longer than the history's lifetime (`HISTORY_TTL`), in the same "
+        "epoch: the resubscribe is acked `recovered: false`; surface it, then "
+        "continue after the ack's `seq`.",
+        history_aged_out,
     ),
     Scenario(
         "recovery_failed",
