@@ -13,8 +13,11 @@ import re
 import shlex
 
 import pytest
+from channels.layers import channel_layers
 
-from tests.conftest import ROOT, free_port
+from realtime import backends
+from realtime.settings import realtime_settings
+from tests.conftest import ROOT
 from tests.support.client_agents import (
     ChromiumAgent,
     LineAgent,
@@ -22,7 +25,6 @@ from tests.support.client_agents import (
     PythonAgent,
 )
 from tests.support.client_scenarios import SCENARIOS, Scenario, World
-from tests.test_no_silent_loss import CORE, publish_through
 
 # RT_CLIENT_AGENT="./my-agent --flag" adds a client of your own (a LineAgent: see
 # tests/support/client_agents.py and docs/clients.md#conformance-checklist).
@@ -39,10 +41,25 @@ pytestmark = [pytest.mark.e2e]
 
 @pytest.fixture
 async def world(daphne, own_redis, e2e_users, settings):
-    def publisher(**realtime_settings):
-        publish_through(settings, CORE, own_redis.url, **realtime_settings)
+    def publisher(**server_settings):
+        # This process's notify() publishes like the servers: same Redis, same
+        # history settings.
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [own_redis.url]},
+            }
+        }
+        settings.REALTIME = {
+            **settings.REALTIME,
+            "NOTIFY_TIMEOUT": 2.0,
+            **server_settings,
+        }
+        channel_layers.backends = {}
+        backends.reset()
+        realtime_settings.reload()
 
-    world = World(daphne, own_redis, e2e_users, free_port(), publisher)
+    world = World(daphne, own_redis, e2e_users, publisher)
     yield world
     await world.stop()
 
@@ -59,7 +76,7 @@ async def make_agent(tmp_path, world):
         elif client == "external":
             agent = LineAgent(shlex.split(EXTERNAL), tmp_path / "agent.log")
         else:
-            agent = ChromiumAgent(world.port)
+            agent = ChromiumAgent(lambda: world.port)
         await agent.start()
         agents.append(agent)
         return agent

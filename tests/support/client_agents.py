@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,13 +228,13 @@ class ChromiumAgent:
     """realtime.js in a headless Chromium page "of allowed.example".
 
     The page and the scripts come from disk (so they load while the server is down);
-    other requests of the page (the ticket endpoint) go to ``http_port``.
+    other requests of the page (the ticket endpoint) go to the server's port.
     """
 
     name = "chromium"
 
-    def __init__(self, http_port: int) -> None:
-        self.http_port = http_port
+    def __init__(self, http_port: Callable[[], int]) -> None:
+        self.http_port = http_port  # the server's, once started
         self.console: list[str] = []
 
     async def start(self) -> None:
@@ -262,7 +263,8 @@ class ChromiumAgent:
             file = root / path.split("/", 2)[2]
             await route.fulfill(path=str(file), content_type="text/javascript")
         else:
-            url = f"http://127.0.0.1:{self.http_port}{route.request.url[len(PAGE_ORIGIN) :]}"
+            target = route.request.url[len(PAGE_ORIGIN) :]
+            url = f"http://127.0.0.1:{self.http_port()}{target}"
             try:
                 response = await route.fetch(url=url, max_redirects=0, timeout=5_000)
             except Exception:

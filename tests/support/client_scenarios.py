@@ -27,10 +27,14 @@ import redis.asyncio
 import realtime
 from realtime.exceptions import NotifyFailed
 from realtime.settings import realtime_settings
-from tests.conftest import DaphneFactory, RedisServer
+from tests.conftest import DaphneFactory, RedisServer, free_port
 from tests.support.slow_proxy import SlowProxy
 
 WAIT = 45.0  # s: the longest any expectation waits (a loaded 2-core machine)
+
+
+class PortTaken(Exception):
+    """Another process bound the port chosen for daphne first."""
 
 
 class World:
@@ -42,10 +46,10 @@ class World:
         daphne: DaphneFactory,
         redis: RedisServer,
         users: dict[str, dict[str, Any]],
-        port: int,
         publisher: Callable[..., None],
     ) -> None:
-        self.daphne, self.redis, self.users, self.port = daphne, redis, users, port
+        self.daphne, self.redis, self.users = daphne, redis, users
+        self.port = 0  # chosen by start_server(); restarts keep it
         # Configures this process's notify() with the servers' REALTIME settings.
         self.publisher = publisher
         self.server: Any = None
@@ -55,9 +59,31 @@ class World:
     async def start_server(self, **settings: Any) -> None:
         self.settings = settings
         self.publisher(**settings)
-        self.server = await asyncio.to_thread(
-            self.daphne, redis_url=self.redis.url, port=self.port, **settings
+        for _ in range(5):
+            # Another process may take a free port before daphne binds it.
+            self.port = free_port()
+            try:
+                self.server = await self._launch()
+                return
+            except PortTaken:
+                continue
+        raise RuntimeError("no free port stayed free long enough for daphne")
+
+    async def _launch(self) -> Any:
+        server = await asyncio.to_thread(
+            self.daphne, redis_url=self.redis.url, port=self.port, **self.settings
         )
+        # The port answering is not enough: it may be another process's. Daphne
+        # says which it was.
+        listening = f"Listening on TCP address 127.0.0.1:{self.port}"
+        deadline = time.monotonic() + WAIT
+        while listening not in (log := server.log.read_text()):
+            if "Listen failure" in log or server.proc.poll() is not None:
+                server.stop()
+                raise PortTaken(self.port)
+            assert time.monotonic() < deadline, f"daphne never listened: {log}"
+            await asyncio.sleep(0.05)
+        return server
 
     def url(self, path: str = "/ws/") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -78,9 +104,8 @@ class World:
         self.server.proc.send_signal(signal.SIGCONT)
 
     async def restart_server(self) -> None:
-        await asyncio.to_thread(
-            self.daphne, redis_url=self.redis.url, port=self.port, **self.settings
-        )
+        """On the same port (clients reconnect to the same address)."""
+        self.server = await self._launch()
 
     async def restart_redis(self) -> None:
         """The same port, empty (no persistence): histories and epochs are gone."""
