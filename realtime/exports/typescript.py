@@ -136,6 +136,16 @@ def build(source: Registry = registry) -> str:
             f"  {json.dumps(type)}: {name};\n" for type, name in mapping.items()
         )
         out.append(f"export interface {title} {{\n{body}}}\n")
+    # What realtime.js's RealtimeClient<E> takes to check send/request/subscribe.
+    out.append(
+        "/** Both maps, for realtime.js: `new RealtimeClient<RealtimeEvents>(url)`. */"
+    )
+    out.append(
+        "export interface RealtimeEvents {\n"
+        "  server: ServerEventMap;\n"
+        "  client: ClientEventMap;\n"
+        "}\n"
+    )
     # A type, not a value: a .d.ts module cannot hold an object literal.
     out.append("/** The newest version of each event (what to declare in rt.hello). */")
     versions = {spec.type: spec.version for spec in specs}

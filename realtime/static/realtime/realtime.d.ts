@@ -255,7 +255,55 @@ export declare function backoffDelay(
   options?: { baseDelay?: number; maxDelay?: number; random?: () => number },
 ): number;
 
-export declare class RealtimeClient {
+/**
+ * The events a client may send and receive: event type -> payload. Generated from
+ * the server's registry by `manage.py realtime_schema --format typescript` (its
+ * `RealtimeEvents`); `new RealtimeClient<RealtimeEvents>(url)` then checks
+ * `send()`, `request()` and `subscribe()` handlers against them.
+ */
+export interface EventMaps {
+  server: object;
+  client: object;
+}
+
+/** The default: any event type with any payload (no checks). */
+export interface UntypedEvents {
+  server: Record<string, any>;
+  client: Record<string, any>;
+}
+
+type IsUntyped<E extends EventMaps> = string extends keyof E["client"] ? true : false;
+
+/** Event types the client may send. */
+export type ClientEventType<E extends EventMaps> = keyof E["client"] & string;
+
+/** The payload of client event `K` (its latest version). */
+export type ClientEventData<E extends EventMaps, K> = K extends keyof E["client"] ? E["client"][K] : never;
+
+/** A group event as a typed client's handler receives it: `type` narrows `data`. */
+export type ServerGroupEvent<E extends EventMaps> = {
+  [K in keyof E["server"] & string]: {
+    type: K;
+    v?: number;
+    id?: string;
+    group: string;
+    seq?: number;
+    data: E["server"][K];
+  };
+}[keyof E["server"] & string];
+
+export interface RequestOptions {
+  timeout?: number;
+  v?: number;
+}
+
+type SendArgs<E extends EventMaps, K, O> = IsUntyped<E> extends true
+  ? [data?: Record<string, unknown>, options?: O]
+  : [data: ClientEventData<E, K>, options?: O];
+
+type HandlerEvent<E extends EventMaps, D> = IsUntyped<E> extends true ? GroupEvent<D> : ServerGroupEvent<E>;
+
+export declare class RealtimeClient<E extends EventMaps = UntypedEvents> {
   constructor(url: string, options?: RealtimeClientOptions);
   readonly url: string;
   readonly state: ConnectionState;
@@ -281,10 +329,18 @@ export declare class RealtimeClient {
   retryNow(): void;
 
   /** Returns true when sent now, false when queued. */
-  send(type: string, data?: Record<string, unknown>, options?: { v?: number }): boolean;
-  request<T = any>(type: string, data?: Record<string, unknown>, options?: { timeout?: number; v?: number }): Promise<T>;
+  send<K extends ClientEventType<E>>(type: K, ...args: SendArgs<E, K, { v?: number }>): boolean;
+  /** The `rt.ack` data, or a rejection with the `rt.error` code. `T` is the ack's type. */
+  request<T = any, K extends ClientEventType<E> = ClientEventType<E>>(
+    type: K,
+    ...args: SendArgs<E, K, RequestOptions>
+  ): Promise<T>;
 
-  subscribe<D = any>(group: string, handler?: (event: GroupEvent<D>) => void, options?: SubscribeOptions): Subscription<D>;
+  subscribe<D = any>(
+    group: string,
+    handler?: (event: HandlerEvent<E, D>) => void,
+    options?: SubscribeOptions,
+  ): Subscription<D>;
   positions(): Record<string, { seq: number | null; epoch: string | null }>;
   presence(group: string, options?: { timeout?: number }): Promise<PresenceState>;
   typing(group: string, data?: Record<string, unknown>): boolean;
