@@ -151,10 +151,16 @@ async def run_failover(sentinel_group, daphne, settings, fail) -> dict:
     for follower in followers:
         for key, text in follower.seen.items():
             assert names.setdefault(key, text) == text, (key, names[key], text)
+    # Accepted while Sentinel had promoted the replica but the old master still
+    # took writes: delivered live, absent from the new master's history.
+    window = (failed_at + switch, failed_at + demoted)
     report = {
         "switch_s": round(switch, 2),
         "demoted_s": round(demoted, 2),
         "notify_failed": failed,
+        "accepted_in_window": sum(
+            window[0] <= t <= window[1] for t in accepted.values()
+        ),
     }
     for index, follower in enumerate(followers):
         got = set(follower.seen.values())
