@@ -8,9 +8,10 @@ another process. A group's keys live on its shard (``backends.shards``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import orjson
@@ -20,6 +21,10 @@ from realtime.backends.base import BaseBackend, HistoryRead, PresenceState
 from realtime.backends.connections import connect, describe
 from realtime.backends.shards import Ring, state_ring
 from realtime.settings import realtime_settings
+
+logger = logging.getLogger(__name__)
+#: What a shard's outage raises (as opposed to a bug, which propagates).
+UNREACHABLE = (OSError, TimeoutError, RedisError)
 
 # The master's identity: its run_id (new at every start) and replication id (new
 # at every promotion). Read inside each writing script, because any call may be the
@@ -269,9 +274,11 @@ class RedisBackend(BaseBackend):
                 if epoch is not None:
                     found[index] = (int(seq), epoch.decode())
 
-        # One round trip per shard, all shards at once.
-        await asyncio.gather(
-            *(read(shard, indexes) for shard, indexes in self._by_shard(groups).items())
+        # One round trip per shard, all shards at once. A shard that does not
+        # answer leaves its groups without a position (the hub's checks skip
+        # them); only when no shard answers does the read fail.
+        await _spread(
+            read(shard, indexes) for shard, indexes in self._by_shard(groups).items()
         )
         return found
 
@@ -343,8 +350,8 @@ class RedisBackend(BaseBackend):
                         pipe.zadd(pz, {conn_id: expires}, xx=True)
                 await pipe.execute()
 
-        await asyncio.gather(
-            *(refresh(shard, idx) for shard, idx in self._by_shard(groups).items())
+        await _spread(
+            refresh(shard, idx) for shard, idx in self._by_shard(groups).items()
         )
 
     async def presence_state(self, group: str) -> PresenceState:
@@ -363,8 +370,9 @@ class RedisBackend(BaseBackend):
     async def presence_sweep(self) -> list[tuple[str, dict]]:
         now = time.time()
         pgroups = f"{self.prefix}:pgroups"
-        left = []
-        for redis in self.shards:
+        left: list[tuple[str, dict]] = []
+
+        async def sweep(redis: Any) -> None:
             for raw in await redis.zrange(pgroups, 0, -1):
                 group = raw.decode()
                 for conn_id in await redis.zrangebyscore(
@@ -374,12 +382,15 @@ class RedisBackend(BaseBackend):
                     if member is not None:
                         left.append((group, member))
             await redis.zremrangebyscore(pgroups, "-inf", now)
+
+        await _spread(sweep(redis) for redis in self.shards)
         return left
 
     async def status(self) -> dict[str, Any]:
-        history = {}
-        presence = {}
-        for redis in self.shards:
+        history: dict[str, int] = {}
+        presence: dict[str, int] = {}
+
+        async def read(redis: Any) -> None:
             async for key in redis.scan_iter(match=f"{self.prefix}:log:*", count=500):
                 group = key.decode().split(":", 2)[2].strip("{}")
                 history[group] = await redis.llen(key)
@@ -388,10 +399,17 @@ class RedisBackend(BaseBackend):
                 presence[group] = await redis.zcount(
                     self._keys("pc", group), time.time(), "+inf"
                 )
+
+        results = await _spread(read(redis) for redis in self.shards)
         return {
             "backend": "redis",
             "url": self.url,
             "shards": self.urls,
+            "unreachable": [
+                url
+                for url, result in zip(self.urls, results, strict=True)
+                if isinstance(result, BaseException)
+            ],
             "history": history,
             "presence": presence,
         }
@@ -402,11 +420,11 @@ class RedisBackend(BaseBackend):
         # On every shard: the list of processes survives any one shard's outage.
         name = f"{self.prefix}:proc:{process_id}"
         value, px = orjson.dumps(info), int(ttl * 1000)
-        await _each(self.shards, lambda redis: redis.set(name, value, px=px))
+        await _spread(redis.set(name, value, px=px) for redis in self.shards)
 
     async def unregister_process(self, process_id: str) -> None:
         name = f"{self.prefix}:proc:{process_id}"
-        await _each(self.shards, lambda redis: redis.delete(name))
+        await _spread(redis.delete(name) for redis in self.shards)
 
     async def processes(self) -> list[dict[str, Any]]:
         latest: dict[str, dict[str, Any]] = {}
@@ -419,7 +437,7 @@ class RedisBackend(BaseBackend):
                     )
                 ]
                 values = await redis.mget(names) if names else []
-            except (OSError, RedisError):
+            except UNREACHABLE:
                 continue  # the other shards hold the same records
             for value in values:
                 if value:
@@ -434,14 +452,21 @@ class RedisBackend(BaseBackend):
             await redis.aclose()
 
 
-async def _each(shards: list[Any], command: Callable[[Any], Awaitable[Any]]) -> None:
-    """Run ``command`` on every shard at once; raise if none of them took it."""
-    results = await asyncio.gather(
-        *(command(redis) for redis in shards), return_exceptions=True
-    )
+async def _spread(calls: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Await ``calls`` (one per shard) at once; return each result or error.
+
+    One shard's outage must not stop the others' work: its error is logged and
+    returned in its place. Raises the first error only if every call failed.
+    """
+    results = await asyncio.gather(*calls, return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
-    if len(failed) == len(results):
+    for error in failed:
+        if not isinstance(error, UNREACHABLE):
+            raise error
+        logger.debug("a Redis shard did not answer: %r", error)
+    if failed and len(failed) == len(results):
         raise failed[0]
+    return results
 
 
 def epoch_ttl() -> int:

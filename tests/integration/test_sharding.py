@@ -11,6 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import realtime
 from realtime import backends
@@ -188,6 +189,16 @@ async def test_one_shard_down_leaves_the_others_async(shards):
         # The process list is on every shard: one down loses nothing of it.
         await backend.register_process("p-1", {"id": "p-1", "beat": 1.0}, 30)
         assert [p["id"] for p in await backend.processes()] == ["p-1"]
+        # Work over every shard goes on for the shards that answer.
+        live, lost = split[0][0], split[1][0]
+        positions = await backend.positions([live, lost])
+        assert positions[0][0] == 1 and positions[1] == (0, None)
+        await backend.presence_refresh([(live, "c1"), (lost, "c1")], 30)
+        assert await backend.presence_sweep() == []
+        status = await backend.status()
+        assert live in status["history"] and status["unreachable"] == [shards[1].url]
+        with pytest.raises(RedisConnectionError):
+            await backend.positions([lost])  # nothing answered: say so
     finally:
         await backend.close()
         shards[1].start()
