@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -88,6 +90,8 @@ class SentinelGroup:
         self.proc.terminate()
         self.proc.wait(10)
         for server in (self.master, self.replica):
+            if server.proc is not None and server.proc.poll() is None:
+                os.kill(server.proc.pid, signal.SIGCONT)  # a test may have paused it
             server.stop()
             shutil.rmtree(server.dir, ignore_errors=True)
         shutil.rmtree(self.dir, ignore_errors=True)
