@@ -40,7 +40,8 @@ from django.core.signals import setting_changed
 
 from realtime import metrics
 from realtime.backends import backend_class
-from realtime.backends.redis import APPEND, RedisBackend, epoch_ttl
+from realtime.backends.redis import RedisBackend, epoch_ttl
+from realtime.backends.scripts import APPEND
 from realtime.backends.shards import Ring, state_ring
 from realtime.layers import HUB_CHANNEL, get_layer, is_hub_rule
 from realtime.settings import realtime_settings
