@@ -269,3 +269,40 @@ def test_events_without_history_reach_channels_on_every_shard(shards, form, loop
     assert len(got) == len(channels) >= 6
     assert [message["text"] for message in got] == [got[0]["text"]] * len(got)
     assert '"text":"x"' in got[0]["text"]
+
+
+@pytest.mark.parametrize("shards", [CORE], indirect=True)
+@pytest.mark.django_db(transaction=True)
+def test_deliveries_to_a_restarted_shard_use_fresh_connections(shards, loop):
+    """The core layer's messages for channels on other shards go out on pooled
+    connections; a shard restarted meanwhile (its scripts forgotten, the old
+    sockets dead) still gets the next event, and so do the others."""
+    layer = get_layer()
+    receivers: list[RedisChannelLayer] = []
+    while {layer.consistent_hash(r.client_prefix + "!") for r in receivers} != {
+        0,
+        1,
+        2,
+    }:
+        receivers.append(RedisChannelLayer(hosts=layer.hosts))
+    group = next(g for g in GROUPS if layer.consistent_hash(g) == 0)
+
+    async def join() -> list[tuple[Any, str]]:
+        joined = []
+        for receiver in receivers:
+            channel = await receiver.new_channel()
+            await receiver.group_add(group, channel)
+            joined.append((receiver, channel))
+        return joined
+
+    async def receive_all() -> list[str]:
+        async with asyncio.timeout(10):
+            return [(await r.receive(c))["text"] for r, c in joined]
+
+    joined = loop.run_until_complete(join())
+    realtime.notify(group, "test.note", {"text": "one"}, history=False)
+    assert all('"one"' in text for text in loop.run_until_complete(receive_all()))
+    shards[1].stop()
+    shards[1].start()
+    realtime.notify(group, "test.note", {"text": "two"}, history=False)
+    assert all('"two"' in text for text in loop.run_until_complete(receive_all()))
