@@ -5,6 +5,8 @@ and one shard down affects only its own groups."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from typing import Any
 
 import pytest
@@ -306,3 +308,24 @@ def test_deliveries_to_a_restarted_shard_use_fresh_connections(shards, loop):
     shards[1].start()
     realtime.notify(group, "test.note", {"text": "two"}, history=False)
     assert all('"two"' in text for text in loop.run_until_complete(receive_all()))
+
+
+def test_status_names_a_shard_that_does_not_answer(shards):
+    from django.core.management import call_command
+
+    split = by_shard(GROUPS)
+    for index in (0, 1, 2):
+        realtime.notify(split[index][0], "test.note", {"text": "x"})
+    shards[2].stop()
+    try:
+        out = io.StringIO()
+        call_command("realtime_status", stdout=out)
+        text = out.getvalue()
+        assert f"unreachable: {shards[2].url}" in text, text
+        assert split[0][0] in text and split[1][0] in text
+        assert split[2][0] not in text
+        out = io.StringIO()
+        call_command("realtime_status", "--json", stdout=out)
+        assert json.loads(out.getvalue())["unreachable"] == [shards[2].url]
+    finally:
+        shards[2].start()
