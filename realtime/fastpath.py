@@ -51,9 +51,10 @@ logger = logging.getLogger(__name__)
 CLIENT_NAME = "realtime-notify"
 
 # KEYS: history log, history meta, group key (core) or group channel (pubsub),
-# the server's reign (see backends.redis). ARGV: 1 frame prefix ('' without history), 2 frame suffix, 3 text (without
-# history), 4 msgpack head up to the "seq" key, 5 random prefix, 6 now (seconds),
-# 7 HISTORY_SIZE, 8 HISTORY_TTL, 9 a new epoch, 10 the epoch's TTL. Per-layer
+# the server's reign marker (see backends.scripts). ARGV: 1 frame prefix ('' without
+# history), 2 frame suffix, 3 text (without history), 4 msgpack head up to the "seq"
+# key, 5 random prefix, 6 now (seconds), 7 HISTORY_SIZE, 8 HISTORY_TTL, 9 a new
+# epoch, 10 the epoch's TTL, 11 this server's index in the layer's hosts. Per-layer
 # constants are baked in.
 _HEAD = """
 local now = tonumber(ARGV[6])
@@ -118,7 +119,6 @@ return out
 # channels_redis.core's _map_channel_keys_to_connection: the host of a channel.
 _SHARD_OF = """
 local function shard_of(name)
-  if RING == 1 then return 0 end
   local crc = 0xFFFFFFFF
   for i = 1, #name do
     local index = bit.band(bit.bxor(crc, string.byte(name, i)), 0xFF)
@@ -176,9 +176,11 @@ def _script(kind: str, constants: dict[str, Any]) -> str:
     for name, value in constants.items():
         literal = value if isinstance(value, int) else _lua_string(value)
         lines.append(f"local {name} = {literal}")
-    if kind == "core":
+    if kind == "core" and constants["RING"] > 1:
         lines.append(f"local CRC32 = {_crc32_table()}")
         lines.append(_SHARD_OF)
+    elif kind == "core":  # one host: every channel is on it
+        lines.append("local function shard_of(name) return 0 end")
     return "\n".join(lines) + _HEAD + (_CORE if kind == "core" else _PUBSUB)
 
 
