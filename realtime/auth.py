@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import secrets
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,7 +226,9 @@ def issue_ticket(
     ``session_key`` or ``token_key`` names the credential the ticket was minted with:
     the socket it opens is then re-checked against it like one opened with it.
     """
-    payload = {"u": str(user.pk), "n": secrets.token_urlsafe(12)}
+    # "t", when it was issued: a claim store that failed over refuses tickets
+    # issued before its new master took over (BaseBackend.claim).
+    payload = {"u": str(user.pk), "n": secrets.token_urlsafe(12), "t": int(time.time())}
     if session_key or token_key:
         # Encrypted, not only signed: a ticket may end up in a URL log, and the
         # credential inside it lives much longer than the ticket.
@@ -258,7 +261,10 @@ async def redeem_ticket(ticket: str) -> Authenticated:
         raise NotAuthenticated("ticket expired") from None
     except signing.BadSignature:
         raise NotAuthenticated("ticket is not valid") from None
-    if not await get_backend().claim(f"ticket:{payload['n']}", ttl + 1):
+    claimed = await get_backend().claim(
+        f"ticket:{payload['n']}", ttl + 1, issued=payload.get("t")
+    )
+    if not claimed:
         raise NotAuthenticated("ticket was already used")
     credential = payload.get("c")
     kind = key = None

@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     # Bytes sent but not yet acknowledged by the client (rt.pong) before 4507.
     "MAX_PENDING_BYTES": 1024 * 1024,
     "BACKEND": None,  # None: Redis when the channel layer is channels-redis
-    "REDIS_URL": None,  # None: the channel layer's first host
+    "REDIS_URL": None,  # None: each group's shard of the layer's hosts
     "KEY_PREFIX": "rt",
     # Groups whose events get seq numbers and history: glob patterns.
     "HISTORY_GROUPS": ["*"],

@@ -65,8 +65,13 @@ class BaseBackend(ABC):
         return [await self.position(group) for group in groups]
 
     @abstractmethod
-    async def claim(self, key: str, ttl: float) -> bool:
-        """Return True the first time ``key`` is claimed within ``ttl`` seconds."""
+    async def claim(self, key: str, ttl: float, *, issued: float | None = None) -> bool:
+        """Return True the first time ``key`` is claimed within ``ttl`` seconds.
+
+        ``issued`` (a Unix time) is when the claimed thing was made: a store that
+        cannot prove no claim was made before (a failover may lose the old
+        master's last claims) refuses it.
+        """
 
     @abstractmethod
     async def presence_join(

@@ -48,13 +48,6 @@ def layer_hosts_setting() -> list[dict[str, Any]]:
     return decode_hosts(layer.get("CONFIG", {}).get("hosts"))
 
 
-def backend_host() -> dict[str, Any]:
-    """The backend's Redis: ``REALTIME["REDIS_URL"]``, else the layer's first host."""
-    if realtime_settings.REDIS_URL:
-        return {"address": realtime_settings.REDIS_URL}
-    return layer_hosts_setting()[0]
-
-
 def describe(host: dict[str, Any]) -> str:
     """``host`` in words for logs and errors, without its credentials."""
     if "master_name" in host:

@@ -73,7 +73,7 @@ class MemoryBackend(BaseBackend):
         logs = [self.logs.get(group) for group in groups]
         return [(log.seq, log.epoch) if log else (0, None) for log in logs]
 
-    async def claim(self, key: str, ttl: float) -> bool:
+    async def claim(self, key: str, ttl: float, *, issued: float | None = None) -> bool:
         now = time.monotonic()
         if len(self.claims) > 10_000:
             self.claims = {k: t for k, t in self.claims.items() if t > now}

@@ -1,111 +1,42 @@
 """Redis backend: history, presence and claims shared by every process.
 
-Each operation that must be atomic (assign seq + append, join, leave, sweep) is one
-Lua script, so it costs one round trip and cannot interleave with another process.
+Each operation that must be atomic (assign seq + append, join, leave, claim) is one
+Lua script on one server, so it costs one round trip and cannot interleave with
+another process. A group's keys live on its shard (``backends.shards``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 
 from realtime.backends.base import BaseBackend, HistoryRead, PresenceState
-from realtime.backends.connections import backend_host, connect, describe
+from realtime.backends.connections import connect, describe
+from realtime.backends.scripts import APPEND, CLAIM, JOIN, LEAVE, SINCE
+from realtime.backends.shards import Ring, state_ring
 from realtime.settings import realtime_settings
 
-# KEYS: log, meta. ARGV: prefix, suffix, now_ms, size, ttl_s, new_epoch, meta_ttl_s.
-# The log is a list of "<ms>|<frame>" kept for ttl; meta holds seq and epoch and
-# outlives the log (meta_ttl), so a room that stays quiet past HISTORY_TTL goes on
-# counting in the same epoch: connected sockets and returning clients keep their
-# position. A fresh epoch (meta lost: Redis restarted or flushed, a failover)
-# tells clients the old seqs mean nothing.
-APPEND = """
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'seq', 0)
-end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('RPUSH', KEYS[1], ARGV[3] .. '|' .. ARGV[1] .. seq .. ARGV[2])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
-local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[5]) * 1000
-for i = 1, 1000 do
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head then break end
-  local ts = tonumber(string.sub(head, 1, string.find(head, '|', 1, true) - 1))
-  if ts >= cutoff then break end
-  redis.call('LPOP', KEYS[1])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-return {seq, epoch}
-"""
-
-# KEYS: log, meta. ARGV: since, new_epoch, ttl_s.
-# Returns {seq, epoch, first_seq, frames...}. A group without a position gets one
-# (seq 0, a new epoch): every ack then names the epoch its seqs belong to. It lives
-# HISTORY_TTL until the group's first event (then HISTORY_EPOCH_TTL), so subscribing
-# to many groups that never get an event leaves nothing for long.
-SINCE = """
-local meta = redis.call('HMGET', KEYS[2], 'seq', 'epoch')
-if not meta[2] then
-  redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', 0)
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-  return {0, ARGV[2], 1}
-end
-local seq = tonumber(meta[1])
-local len = redis.call('LLEN', KEYS[1])
-local first = seq - len + 1
-local start = tonumber(ARGV[1]) - first + 1
-if start < 0 then start = 0 end
-local out = {seq, meta[2], first}
-if tonumber(ARGV[1]) < seq then
-  for _, item in ipairs(redis.call('LRANGE', KEYS[1], start, -1)) do
-    table.insert(out, item)
-  end
-end
-return out
-"""
-
-# KEYS: conns zset, users hash, user zset, members hash, groups zset.
-# ARGV: conn_id, user_key, member_json, expires, now, group.
-JOIN = """
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[5], ARGV[4], ARGV[6])
-if ARGV[2] == '' then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
-if redis.call('ZCARD', KEYS[3]) == 1 then return 1 end
-return 0
-"""
-
-# KEYS: conns zset, users hash, members hash. ARGV: conn_id, now, user-zset prefix.
-# Returns the member json if that was the user's last live connection.
-LEAVE = """
-local key = redis.call('HGET', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-if (not key) or key == '' then return false end
-local uz = ARGV[3] .. key
-redis.call('ZREM', uz, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', uz, '-inf', ARGV[2])
-if redis.call('ZCARD', uz) > 0 then return false end
-local member = redis.call('HGET', KEYS[3], key)
-redis.call('HDEL', KEYS[3], key)
-return member or '{}'
-"""
+logger = logging.getLogger(__name__)
+#: What a shard's outage raises (as opposed to a bug, which propagates).
+UNREACHABLE = (OSError, TimeoutError, RedisError)
 
 
 class RedisBackend(BaseBackend):
-    """Backend on one Redis server (REDIS_URL, or the channel layer's first host)."""
+    """Backend on the channel layer's Redis servers (or REDIS_URL's one server).
 
-    redis: Any  # redis.asyncio.Redis; its stubs type commands as sync-or-async
+    Each group's history and presence live on the server channels-redis routes the
+    group through (``backends.shards``); claims on the server their key hashes to;
+    process records on every server.
+    """
+
+    redis: Any  # the first shard's client (redis.asyncio.Redis)
 
     def __init__(self, host: dict[str, Any] | str | None = None) -> None:
         # Any host form channels-redis accepts (a URL, an address or host/port dict
@@ -113,24 +44,40 @@ class RedisBackend(BaseBackend):
         # way channels-redis connects it: behind Sentinel, history and presence
         # follow the same master through a failover.
         if host is None:
-            host = backend_host()
-        elif isinstance(host, str):
-            host = {"address": host}
-        self.url = describe(host)  # without credentials: status() shows it
-        self.redis = connect(host)
+            self.ring = state_ring()
+        else:
+            self.ring = Ring([{"address": host} if isinstance(host, str) else host])
+        self.urls = [describe(h) for h in self.ring.hosts]  # without credentials
+        self.url = self.urls[0] if len(self.urls) == 1 else ", ".join(self.urls)
+        self.shards: list[Any] = [connect(h) for h in self.ring.hosts]
+        self.redis = self.shards[0]
         self.prefix = realtime_settings.KEY_PREFIX
+        self.reign_key = f"{self.prefix}:reign"
+        # Scripts are sent by SHA to whichever shard's client is passed in.
         self._append = self.redis.register_script(APPEND)
         self._since = self.redis.register_script(SINCE)
+        self._claim = self.redis.register_script(CLAIM)
         self._join = self.redis.register_script(JOIN)
         self._leave = self.redis.register_script(LEAVE)
+
+    def shard(self, group: str) -> Any:
+        """The client of the server that holds ``group``'s state."""
+        return self.shards[self.ring.of_group(group)]
 
     def _keys(self, kind: str, group: str) -> str:
         # The hash tag keeps one group's keys in one Redis Cluster slot.
         return f"{self.prefix}:{kind}:{{{group}}}"
 
+    def _by_shard(self, groups: list[str]) -> dict[int, list[int]]:
+        """Positions in ``groups`` of each shard's groups."""
+        found: dict[int, list[int]] = {}
+        for index, group in enumerate(groups):
+            found.setdefault(self.ring.of_group(group), []).append(index)
+        return found
+
     async def append(self, group: str, prefix: str, suffix: str) -> tuple[int, str]:
         seq, epoch = await self._append(
-            keys=[self._keys("log", group), self._keys("meta", group)],
+            keys=[self._keys("log", group), self._keys("meta", group), self.reign_key],
             args=[
                 prefix,
                 suffix,
@@ -140,13 +87,20 @@ class RedisBackend(BaseBackend):
                 uuid.uuid4().hex[:12],
                 epoch_ttl(),
             ],
+            client=self.shard(group),
         )
         return int(seq), epoch.decode()
 
     async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
         result = await self._since(
-            keys=[self._keys("log", group), self._keys("meta", group)],
-            args=[since, uuid.uuid4().hex[:12], realtime_settings.HISTORY_TTL],
+            keys=[self._keys("log", group), self._keys("meta", group), self.reign_key],
+            args=[
+                since,
+                uuid.uuid4().hex[:12],
+                realtime_settings.HISTORY_TTL,
+                int(time.time() * 1000),
+            ],
+            client=self.shard(group),
         )
         seq, current, first = int(result[0]), result[1], int(result[2])
         if not current:
@@ -173,18 +127,37 @@ class RedisBackend(BaseBackend):
         return read.seq, read.epoch
 
     async def positions(self, groups: list[str]) -> list[tuple[int, str | None]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for group in groups:
-                pipe.hmget(self._keys("meta", group), "seq", "epoch")
-            replies = await pipe.execute()
-        return [
-            (0, None) if epoch is None else (int(seq), epoch.decode())
-            for seq, epoch in replies
-        ]
+        found: list[tuple[int, str | None]] = [(0, None)] * len(groups)
 
-    async def claim(self, key: str, ttl: float) -> bool:
-        name = f"{self.prefix}:claim:{key}"
-        return bool(await self.redis.set(name, b"1", nx=True, px=int(ttl * 1000)))
+        async def read(shard: int, indexes: list[int]) -> None:
+            async with self.shards[shard].pipeline(transaction=False) as pipe:
+                for index in indexes:
+                    pipe.hmget(self._keys("meta", groups[index]), "seq", "epoch")
+                replies = await pipe.execute()
+            for index, (seq, epoch) in zip(indexes, replies, strict=True):
+                if epoch is not None:
+                    found[index] = (int(seq), epoch.decode())
+
+        # One round trip per shard, all shards at once. A shard that does not
+        # answer leaves its groups without a position (the hub's checks skip
+        # them); only when no shard answers does the read fail.
+        await _spread(
+            read(shard, indexes) for shard, indexes in self._by_shard(groups).items()
+        )
+        return found
+
+    async def claim(self, key: str, ttl: float, *, issued: float | None = None) -> bool:
+        granted = await self._claim(
+            keys=[f"{self.prefix}:claim:{key}", self.reign_key],
+            args=[
+                int(ttl * 1000),
+                int((issued or 0) * 1000),
+                uuid.uuid4().hex[:12],
+                int(time.time() * 1000),
+            ],
+            client=self.shards[self.ring.of_key(key)],
+        )
+        return int(granted) == 1
 
     def _presence_keys(self, group: str) -> list[str]:
         return [
@@ -204,9 +177,10 @@ class RedisBackend(BaseBackend):
                 users,
                 f"{self._keys('pz', group)}:{user_key}",
                 members,
-                f"{self.prefix}:pgroups",
+                f"{self.prefix}:pgroups",  # per shard: the groups it holds
             ],
             args=[conn_id, user_key, orjson.dumps(member or {}), now + ttl, now, group],
+            client=self.shard(group),
         )
         return bool(first)
 
@@ -214,6 +188,7 @@ class RedisBackend(BaseBackend):
         member = await self._leave(
             keys=self._presence_keys(group),
             args=[conn_id, time.time(), f"{self._keys('pz', group)}:"],
+            client=self.shard(group),
         )
         return orjson.loads(member) if member else None
 
@@ -223,26 +198,33 @@ class RedisBackend(BaseBackend):
         if not entries:
             return
         expires = time.time() + ttl
-        users = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for group, conn_id in entries:
-                pipe.hget(self._keys("pu", group), conn_id)
-            keys = await pipe.execute()
-            for (group, conn_id), key in zip(entries, keys, strict=True):
-                pipe.zadd(self._keys("pc", group), {conn_id: expires}, xx=True)
-                pipe.zadd(f"{self.prefix}:pgroups", {group: expires}, gt=True)
-                if key:
-                    users[(group, conn_id)] = key.decode()
-                    pz = f"{self._keys('pz', group)}:{key.decode()}"
-                    pipe.zadd(pz, {conn_id: expires}, xx=True)
-            await pipe.execute()
+        groups = [group for group, _ in entries]
+
+        async def refresh(shard: int, indexes: list[int]) -> None:
+            mine = [entries[index] for index in indexes]
+            async with self.shards[shard].pipeline(transaction=False) as pipe:
+                for group, conn_id in mine:
+                    pipe.hget(self._keys("pu", group), conn_id)
+                keys = await pipe.execute()
+                for (group, conn_id), key in zip(mine, keys, strict=True):
+                    pipe.zadd(self._keys("pc", group), {conn_id: expires}, xx=True)
+                    pipe.zadd(f"{self.prefix}:pgroups", {group: expires}, gt=True)
+                    if key:
+                        pz = f"{self._keys('pz', group)}:{key.decode()}"
+                        pipe.zadd(pz, {conn_id: expires}, xx=True)
+                await pipe.execute()
+
+        await _spread(
+            refresh(shard, idx) for shard, idx in self._by_shard(groups).items()
+        )
 
     async def presence_state(self, group: str) -> PresenceState:
         conns, users, members = self._presence_keys(group)
-        live = await self.redis.zrangebyscore(conns, time.time(), "+inf")
-        keys = await self.redis.hmget(users, live) if live else []
+        redis = self.shard(group)
+        live = await redis.zrangebyscore(conns, time.time(), "+inf")
+        keys = await redis.hmget(users, live) if live else []
         user_keys = list(dict.fromkeys(k.decode() for k in keys if k))
-        infos = await self.redis.hmget(members, user_keys) if user_keys else []
+        infos = await redis.hmget(members, user_keys) if user_keys else []
         return PresenceState(
             members=[orjson.loads(info) if info else {} for info in infos],
             anonymous=sum(1 for k in keys if not k),
@@ -252,33 +234,46 @@ class RedisBackend(BaseBackend):
     async def presence_sweep(self) -> list[tuple[str, dict]]:
         now = time.time()
         pgroups = f"{self.prefix}:pgroups"
-        left = []
-        for raw in await self.redis.zrange(pgroups, 0, -1):
-            group = raw.decode()
-            for conn_id in await self.redis.zrangebyscore(
-                self._keys("pc", group), "-inf", now
-            ):
-                member = await self.presence_leave(group, conn_id.decode())
-                if member is not None:
-                    left.append((group, member))
-        await self.redis.zremrangebyscore(pgroups, "-inf", now)
+        left: list[tuple[str, dict]] = []
+
+        async def sweep(redis: Any) -> None:
+            for raw in await redis.zrange(pgroups, 0, -1):
+                group = raw.decode()
+                for conn_id in await redis.zrangebyscore(
+                    self._keys("pc", group), "-inf", now
+                ):
+                    member = await self.presence_leave(group, conn_id.decode())
+                    if member is not None:
+                        left.append((group, member))
+            await redis.zremrangebyscore(pgroups, "-inf", now)
+
+        await _spread(sweep(redis) for redis in self.shards)
         return left
 
     async def status(self) -> dict[str, Any]:
-        history = {}
-        async for key in self.redis.scan_iter(match=f"{self.prefix}:log:*", count=500):
-            history[key.decode().split(":", 2)[2].strip("{}")] = await self.redis.llen(
-                key
-            )
-        presence = {}
-        for raw in await self.redis.zrange(f"{self.prefix}:pgroups", 0, -1):
-            group = raw.decode()
-            presence[group] = await self.redis.zcount(
-                self._keys("pc", group), time.time(), "+inf"
-            )
+        history: dict[str, int] = {}
+        presence: dict[str, int] = {}
+
+        async def read(redis: Any) -> None:
+            async for key in redis.scan_iter(match=f"{self.prefix}:log:*", count=500):
+                group = key.decode().split(":", 2)[2].strip("{}")
+                history[group] = await redis.llen(key)
+            for raw in await redis.zrange(f"{self.prefix}:pgroups", 0, -1):
+                group = raw.decode()
+                presence[group] = await redis.zcount(
+                    self._keys("pc", group), time.time(), "+inf"
+                )
+
+        results = await _spread(read(redis) for redis in self.shards)
         return {
             "backend": "redis",
             "url": self.url,
+            "shards": self.urls,
+            "unreachable": [
+                url
+                for url, result in zip(self.urls, results, strict=True)
+                if isinstance(result, BaseException)
+            ],
             "history": history,
             "presence": presence,
         }
@@ -286,24 +281,56 @@ class RedisBackend(BaseBackend):
     async def register_process(
         self, process_id: str, info: dict[str, Any], ttl: float
     ) -> None:
+        # On every shard: the list of processes survives any one shard's outage.
         name = f"{self.prefix}:proc:{process_id}"
-        await self.redis.set(name, orjson.dumps(info), px=int(ttl * 1000))
+        value, px = orjson.dumps(info), int(ttl * 1000)
+        await _spread(redis.set(name, value, px=px) for redis in self.shards)
 
     async def unregister_process(self, process_id: str) -> None:
-        await self.redis.delete(f"{self.prefix}:proc:{process_id}")
+        name = f"{self.prefix}:proc:{process_id}"
+        await _spread(redis.delete(name) for redis in self.shards)
 
     async def processes(self) -> list[dict[str, Any]]:
-        names = [
-            name
-            async for name in self.redis.scan_iter(
-                match=f"{self.prefix}:proc:*", count=500
-            )
-        ]
-        values = await self.redis.mget(names) if names else []
-        return [orjson.loads(value) for value in values if value]
+        latest: dict[str, dict[str, Any]] = {}
+        for redis in self.shards:
+            try:
+                names = [
+                    name
+                    async for name in redis.scan_iter(
+                        match=f"{self.prefix}:proc:*", count=500
+                    )
+                ]
+                values = await redis.mget(names) if names else []
+            except UNREACHABLE:
+                continue  # the other shards hold the same records
+            for value in values:
+                if value:
+                    info = orjson.loads(value)
+                    known = latest.get(info["id"])
+                    if known is None or known.get("beat", 0) < info.get("beat", 0):
+                        latest[info["id"]] = info
+        return list(latest.values())
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        for redis in self.shards:
+            await redis.aclose()
+
+
+async def _spread(calls: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Await ``calls`` (one per shard) at once; return each result or error.
+
+    One shard's outage must not stop the others' work: its error is logged and
+    returned in its place. Raises the first error only if every call failed.
+    """
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    for error in failed:
+        if not isinstance(error, UNREACHABLE):
+            raise error
+        logger.debug("a Redis shard did not answer: %r", error)
+    if failed and len(failed) == len(results):
+        raise failed[0]
+    return results
 
 
 def epoch_ttl() -> int:

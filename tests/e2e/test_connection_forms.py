@@ -13,10 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.support.processes import ROOT
 from tests.support.redis_server import RedisServer
@@ -146,6 +148,23 @@ async def test_password_protected_redis_in_dict_form(
         {"status": "ok", "backend": "ok", "channel_layer": "ok"},
     )
 
+    # The process's first heartbeat predates its first socket: wait for one that
+    # counts it (PROCESS_HEARTBEAT=1) before asking for the status.
+    options = {key: value for key, value in host.items() if key != "address"}
+    store = (
+        redis.Redis.from_url(host["address"], **options)
+        if "address" in host
+        else redis.Redis(**options)
+    )
+    deadline = time.monotonic() + 10
+    while not any(
+        json.loads(value)["connections"]
+        for value in store.mget(store.keys("rt:proc:*") or ["-"])
+        if value
+    ):
+        assert time.monotonic() < deadline, "no heartbeat counted the socket"
+        time.sleep(0.1)
+    store.close()
     status = manage(e2e_db, "realtime_status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)

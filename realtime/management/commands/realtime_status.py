@@ -52,6 +52,8 @@ async def collect() -> dict[str, Any]:
         "groups": dict(sorted(groups.items(), key=lambda item: (-item[1], item[0]))),
         "presence": status.get("presence", {}),
         "history": status.get("history", {}),
+        # Shards that did not answer: their groups are missing from the figures.
+        "unreachable": status.get("unreachable", []),
     }
 
 
@@ -77,6 +79,8 @@ def render(report: dict[str, Any], *, limit: int) -> str:
     lines.append(f"history: {len(report['history'])} groups (frames kept)")
     for group, size in sorted(report["history"].items()):
         lines.append(f"  {group}  {size}")
+    for where in report.get("unreachable", []):
+        lines.append(f"unreachable: {where} (its groups are missing above)")
     if report["backend"] == "memory":
         lines.append(MEMORY_HINT)
     return "\n".join(lines) + "\n"
