@@ -408,7 +408,10 @@ class FastPath:
             self._history_ok = (
                 ring is not None
                 and not any("master_name" in host for host in ring.hosts)
-                and ring.group_prefix == self.ring.group_prefix
+                # one server: every group is on it, whatever the hash
+                and (
+                    len(ring.hosts) == 1 or ring.group_prefix == self.ring.group_prefix
+                )
                 and [_server(create_pool(host)) for host in ring.hosts] == self.servers
             )
         return self._history_ok
