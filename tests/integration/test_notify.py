@@ -372,7 +372,7 @@ def test_fast_path_reads_only_the_scripts_reply(chunks, expected):
 
     import redis
 
-    from realtime.fastpath import _exchange
+    from realtime.fastpath.resp import exchange
 
     ours, server = socket.socketpair()
     ours.settimeout(0.3)
@@ -390,10 +390,10 @@ def test_fast_path_reads_only_the_scripts_reply(chunks, expected):
             else:
                 server.sendall(chunk)
         if isinstance(expected, list):
-            assert _exchange(Conn(), b"PING\r\n") == expected
+            assert exchange(Conn(), b"PING\r\n") == expected
         else:
             with pytest.raises(getattr(redis.exceptions, expected)) as raised:
-                _exchange(Conn(), b"PING\r\n")
+                exchange(Conn(), b"PING\r\n")
             # Only "nothing came back" may be retried by the caller.
             retried = isinstance(raised.value, redis.exceptions.ConnectionError)
             assert retried == (expected == "ConnectionError")

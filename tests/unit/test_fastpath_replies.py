@@ -8,7 +8,7 @@ import socket
 import pytest
 import redis
 
-from realtime.fastpath import _read_replies
+from realtime.fastpath.resp import read_replies
 
 OK = [
     b"*2\r\n:5\r\n:0\r\n",
@@ -29,7 +29,7 @@ def read(pieces: list[bytes | None], count: int) -> tuple[list, Exception | None
             else:
                 server.sendall(piece)
         try:
-            _read_replies(ours, count, replies)
+            read_replies(ours, count, replies)
         except redis.exceptions.RedisError as error:
             return replies, error
         return replies, None

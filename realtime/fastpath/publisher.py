@@ -23,8 +23,6 @@ import hashlib
 import logging
 import os
 import random
-import re
-import select
 import threading
 import time
 import weakref
@@ -42,304 +40,29 @@ from django.core.signals import setting_changed
 from realtime import metrics
 from realtime.backends import backend_class
 from realtime.backends.redis import RedisBackend, epoch_ttl
-from realtime.backends.scripts import APPEND
 from realtime.backends.shards import Ring, state_ring
+from realtime.fastpath.resp import (
+    connection_pool,
+    exchange,
+    is_open,
+    pack,
+    read_replies,
+    server_of,
+)
+from realtime.fastpath.scripts import (
+    DELIVER,
+    DELIVER_SHA,
+    pack_key,
+    script_for,
+)
 from realtime.layers import HUB_CHANNEL, get_layer, is_hub_rule
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
 
-CLIENT_NAME = "realtime-notify"
 # Calls per pipelined round trip in send_many(): large enough that a loop of
 # notify() calls pays a few round trips, small enough to bound the memory of one.
 PIPELINE = 500
-
-# KEYS: history log, history meta, group key (core) or group channel (pubsub),
-# the server's reign marker (see backends.scripts). ARGV: 1 frame prefix ('' without
-# history), 2 frame suffix, 3 text (without history), 4 msgpack head up to the "seq"
-# key, 5 random prefix, 6 now (seconds), 7 HISTORY_SIZE, 8 HISTORY_TTL, 9 a new
-# epoch, 10 the epoch's TTL, 11 this server's index in the layer's hosts. Per-layer
-# constants are baked in.
-_HEAD = """
-local now = tonumber(ARGV[6])
-local seq, text, packed_seq, epoch = false, ARGV[3], cmsgpack.pack(nil), nil
-if ARGV[1] ~= '' then
-  local appended = append({KEYS[1], KEYS[2], KEYS[4]}, {ARGV[1], ARGV[2],
-    string.format('%d', math.floor(now * 1000)), ARGV[7], ARGV[8], ARGV[9], ARGV[10]})
-  seq = appended[1]
-  epoch = appended[2]
-  text = ARGV[1] .. seq .. ARGV[2]
-  packed_seq = cmsgpack.pack(seq)
-end
-local body = ARGV[4] .. packed_seq .. EPOCH_KEY .. cmsgpack.pack(epoch)
-  .. TEXT_KEY .. cmsgpack.pack(text)
-"""
-
-# channels_redis.core.RedisChannelLayer.group_send, in one script: channels that
-# share a process ("prefix!") share one key and one message listing them all.
-# With several hosts a channel's key lives on the host its name hashes to (the
-# layer's own CRC, in shard_of): messages for keys of other hosts are returned,
-# {host, key, message, capacity} each, for deliver() there. ARGV[11]: this host.
-_CORE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[3], 0, math.floor(now) - GROUP_EXPIRY)
-local order, members, homes = {}, {}, {}
-for _, name in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  local bang = string.find(name, '!', 1, true)
-  local home = bang and string.sub(name, 1, bang) or name
-  local key = LAYER_PREFIX .. home
-  if not members[key] then
-    members[key] = {}
-    homes[key] = shard_of(home)
-    order[#order + 1] = key
-  end
-  table.insert(members[key], name)
-end
-local over, out = 0, {seq, 0}
-local here = tonumber(ARGV[11])
-for _, key in ipairs(order) do
-  -- Hubs' channels (one per process, for all its groups) take bursts.
-  local capacity = CAPACITY
-  if string.sub(key, 1, #HUB_KEY) == HUB_KEY then capacity = HUB_CAPACITY end
-  local message = ARGV[5] .. body .. CHANNEL_KEY .. cmsgpack.pack(members[key])
-  if homes[key] ~= here then
-    table.insert(out, homes[key])
-    table.insert(out, key)
-    table.insert(out, message)
-    table.insert(out, capacity)
-  else
-    redis.call('ZREMRANGEBYSCORE', key, 0, math.floor(now) - EXPIRY)
-    if redis.call('ZCOUNT', key, '-inf', '+inf') < capacity then
-      redis.call('ZADD', key, ARGV[6], message)
-      redis.call('EXPIRE', key, EXPIRY)
-    else
-      over = over + 1
-    end
-  end
-end
-out[2] = over
-return out
-"""
-
-# channels_redis.core's _map_channel_keys_to_connection: the host of a channel.
-_SHARD_OF = """
-local function shard_of(name)
-  local crc = 0xFFFFFFFF
-  for i = 1, #name do
-    local index = bit.band(bit.bxor(crc, string.byte(name, i)), 0xFF)
-    crc = bit.bxor(bit.rshift(crc, 8), CRC32[index + 1])
-  end
-  return math.floor(bit.band(bit.bnot(crc), 0xFFF) / (4096 / RING))
-end
-"""
-
-# The messages _CORE left for another host's channel keys: channels-redis's own
-# group-send script there, with its expiry trim. KEYS: channel keys. ARGV: the
-# messages, their capacities, now, the layer's expiry.
-DELIVER = """
-local n, over = #KEYS, 0
-local now, expiry = ARGV[2 * n + 1], tonumber(ARGV[2 * n + 2])
-for i = 1, n do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, math.floor(tonumber(now)) - expiry)
-  if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[n + i]) then
-    redis.call('ZADD', KEYS[i], now, ARGV[i])
-    redis.call('EXPIRE', KEYS[i], expiry)
-  else
-    over = over + 1
-  end
-end
-return {false, over}
-"""
-_DELIVER_SHA = hashlib.sha1(DELIVER.encode()).hexdigest().encode()
-
-
-def _crc32_table() -> str:
-    rows = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xEDB88320 if crc & 1 else crc >> 1
-        rows.append(str(crc))
-    return "{" + ",".join(rows) + "}"
-
-
-_PUBSUB = """
-redis.call('PUBLISH', KEYS[3], body)
-return {seq, 0}
-"""
-
-
-def _lua_string(value: str | bytes) -> str:
-    raw = value.encode() if isinstance(value, str) else value
-    return "'" + "".join(f"\\{byte}" for byte in raw) + "'"
-
-
-def _script(kind: str, constants: dict[str, Any]) -> str:
-    # The Redis backend's own APPEND, as a local function whose parameters shadow
-    # KEYS and ARGV, so history is defined in one place only.
-    lines = [f"local function append(KEYS, ARGV)\n{APPEND}\nend"]
-    for name, value in constants.items():
-        literal = value if isinstance(value, int) else _lua_string(value)
-        lines.append(f"local {name} = {literal}")
-    if kind == "core" and constants["RING"] > 1:
-        lines.append(f"local CRC32 = {_crc32_table()}")
-        lines.append(_SHARD_OF)
-    elif kind == "core":  # one host: every channel is on it
-        lines.append("local function shard_of(name) return 0 end")
-    return "\n".join(lines) + _HEAD + (_CORE if kind == "core" else _PUBSUB)
-
-
-def _pack_key(key: str) -> bytes:
-    return msgpack.packb(key)
-
-
-def _pool(host: dict, timeout: float) -> redis.ConnectionPool | None:
-    options = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "client_name": CLIENT_NAME,  # tells these apart in CLIENT LIST
-        **{k: v for k, v in host.items() if k != "address"},
-    }
-    if "master_name" in host or "sentinels" in host:
-        return None  # Sentinel: left to the layer's own async client.
-    if "address" in host:
-        return redis.ConnectionPool.from_url(host["address"], **options)
-    return redis.ConnectionPool(**options)
-
-
-# The script's reply, {seq or nil, over}, or an error line. Anything else is a
-# protocol error (the connection is then dropped). With several hosts the core
-# layer's reply goes on with the messages for other hosts (_flat reads those).
-_REPLY = re.compile(rb"\*2\r\n(?::(-?\d+)|\$-1)\r\n:(-?\d+)\r\n")
-_ERROR = re.compile(rb"-([^\r]*)\r\n")
-
-
-def _flat(data: bytes) -> list | None:
-    """A flat RESP array of integers, nils and strings; None while incomplete."""
-    end = data.find(b"\r\n")
-    count, at = int(data[1:end]), end + 2
-    items: list[Any] = []
-    for _ in range(count):
-        end = data.find(b"\r\n", at)
-        if end < 0:
-            return None
-        kind, value = data[at : at + 1], int(data[at + 1 : end])
-        if kind == b":":
-            items.append(value)
-            at = end + 2
-        elif kind == b"$" and value < 0:
-            items.append(None)
-            at = end + 2
-        elif kind == b"$":
-            if len(data) < end + 4 + value:
-                return None
-            items.append(data[end + 2 : end + 2 + value])
-            at = end + 4 + value
-        else:
-            raise redis.exceptions.InvalidResponse(f"unexpected {data[:80]!r}")
-    if at != len(data):
-        raise redis.exceptions.InvalidResponse(f"unexpected {data[:80]!r}")
-    return items
-
-
-def _exchange(conn: Any, packed: bytes) -> list:
-    """Send one packed command on ``conn`` and read the script's reply.
-
-    redis-py connects (and performs auth, TLS, SELECT); the exchange itself is done
-    on its socket here, which costs a fraction of redis-py's reply parser. Raises
-    ConnectionError only when no byte of a reply came back (the caller may retry),
-    InvalidResponse when the reply was cut or not the script's.
-    """
-    if conn._sock is None:
-        conn.connect()
-    sock, data = conn._sock, b""
-    try:
-        sock.sendall(packed)
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionResetError("connection closed by the server")
-            data += chunk
-            if data.endswith(b"\r\n"):
-                if reply := _REPLY.fullmatch(data):
-                    seq, over = reply.groups()
-                    return [None if seq is None else int(seq), int(over)]
-                if error := _ERROR.fullmatch(data):
-                    message = error.group(1).decode(errors="replace")
-                    if message.startswith("NOSCRIPT"):
-                        raise redis.exceptions.NoScriptError(message)
-                    raise redis.exceptions.ResponseError(message)
-                if not data.startswith(b"*"):  # a whole reply, but not the script's
-                    raise redis.exceptions.InvalidResponse(f"unexpected {data[:80]!r}")
-                if not data.startswith(b"*2\r\n") and (items := _flat(data)):
-                    return items
-            if len(data) > 4096 and data.startswith(b"*2\r\n"):
-                raise redis.exceptions.InvalidResponse(f"unexpected {data[:80]!r}")
-    except TimeoutError as exc:  # socket.timeout: the script may have run
-        raise redis.exceptions.TimeoutError("no reply from Redis in time") from exc
-    except OSError as exc:
-        if data:
-            raise redis.exceptions.InvalidResponse(f"reply cut: {exc}") from exc
-        raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
-
-
-def _read_replies(sock: Any, count: int, replies: list[Any]) -> None:
-    """Read ``count`` pipelined script replies from ``sock`` into ``replies``: each
-    ``[seq, over]``, or the ResponseError Redis answered for that command.
-
-    Raises like ``_exchange``; ``replies`` then holds those read before.
-    """
-    data, pos, got = b"", 0, False
-    try:
-        while len(replies) < count:
-            if reply := _REPLY.match(data, pos):
-                seq, over = reply.groups()
-                replies.append([None if seq is None else int(seq), int(over)])
-                pos = reply.end()
-                continue
-            if error := _ERROR.match(data, pos):
-                message = error.group(1).decode(errors="replace")
-                replies.append(redis.exceptions.ResponseError(message))
-                pos = error.end()
-                continue
-            rest = data[pos:]
-            if rest[:1] not in (b"", b"*", b"-") or len(rest) > 4096:
-                raise redis.exceptions.InvalidResponse(f"unexpected {rest[:80]!r}")
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError("connection closed by the server")
-            data, pos, got = rest + chunk, 0, True
-    except TimeoutError as exc:
-        raise redis.exceptions.TimeoutError("no reply from Redis in time") from exc
-    except OSError as exc:
-        if got:
-            raise redis.exceptions.InvalidResponse(f"reply cut: {exc}") from exc
-        raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
-
-
-def _open(sock: Any) -> bool:
-    """True if an idle socket is still open: readable means closed by the server
-    (or bytes nobody asked for)."""
-    try:
-        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return not poller.poll(0)
-        return not select.select([sock], [], [], 0)[0]
-    except (OSError, ValueError):
-        return False
-
-
-def _pack(args: list[bytes]) -> bytes:
-    """One command in RESP, the Redis wire format."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
-    return b"".join(parts)
-
-
-def _server(pool: Any) -> tuple:
-    kw = pool.connection_kwargs
-    return (kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
 
 
 class FastPath:
@@ -357,11 +80,14 @@ class FastPath:
         # Connect and reply timeouts of half NOTIFY_TIMEOUT each, with one retry on
         # a fresh connection (see _roundtrip), keep one notify() near
         # NOTIFY_TIMEOUT at worst.
-        pools = [_pool(host, realtime_settings.NOTIFY_TIMEOUT / 2) for host in hosts]
+        pools = [
+            connection_pool(host, realtime_settings.NOTIFY_TIMEOUT / 2)
+            for host in hosts
+        ]
         if any(pool is None for pool in pools):
             raise LookupError("sentinel hosts")
         self.pools: list[Any] = pools
-        self.servers = [_server(pool) for pool in pools]
+        self.servers = [server_of(pool) for pool in pools]
         # Per host, connections not in use, each of which has answered before.
         # deque's append and pop are atomic: no lock, and a connection outlives the
         # thread (or greenlet) that opened it, so a thread per request still
@@ -369,8 +95,8 @@ class FastPath:
         self.idle: list[deque[Any]] = [deque() for _ in pools]
         self.reign_key = f"{realtime_settings.KEY_PREFIX}:reign".encode()
         constants: dict[str, Any] = {
-            "TEXT_KEY": _pack_key("text"),
-            "EPOCH_KEY": _pack_key("epoch"),
+            "TEXT_KEY": pack_key("text"),
+            "EPOCH_KEY": pack_key("epoch"),
         }
         if kind == "core":
             constants.update(
@@ -380,20 +106,20 @@ class FastPath:
                 GROUP_EXPIRY=int(layer.group_expiry),
                 EXPIRY=int(layer.expiry),
                 CAPACITY=int(layer.capacity),
-                CHANNEL_KEY=_pack_key("__asgi_channel__"),
+                CHANNEL_KEY=pack_key("__asgi_channel__"),
                 RING=len(hosts),
             )
             self.random_bytes = layer._serializer.random_prefix_length
         else:
             self.random_bytes = 0
-        self.script = _script(kind, constants).encode()
+        self.script = script_for(kind, constants).encode()
         self.sha = hashlib.sha1(self.script).hexdigest().encode()
         # The message is a msgpack map; the script appends "seq", "epoch", "text"
         # (and the channel list) to this head, so the count includes them.
         self.head = bytes([0x80 | (8 if kind == "core" else 7)]) + b"".join(
-            (_pack_key("type"), msgpack.packb("rt.event"))
+            (pack_key("type"), msgpack.packb("rt.event"))
         )
-        self.keys = {name: _pack_key(name) for name in ("group", "event", "v", "seq")}
+        self.keys = {name: pack_key(name) for name in ("group", "event", "v", "seq")}
         self._history_ok: bool | None = None  # settled on first use
         # Settings changes replace the whole FastPath (see _forget).
         self._fixed: dict[tuple[str, str, int | None], tuple[Any, ...]] = {}
@@ -412,7 +138,8 @@ class FastPath:
                 and (
                     len(ring.hosts) == 1 or ring.group_prefix == self.ring.group_prefix
                 )
-                and [_server(create_pool(host)) for host in ring.hosts] == self.servers
+                and [server_of(create_pool(host)) for host in ring.hosts]
+                == self.servers
             )
         return self._history_ok
 
@@ -430,7 +157,7 @@ class FastPath:
         args = self._arguments(group, type, v, prefix, suffix, text)
         seq, over, *others = self._call(self._fixed[group, type, v][-1], args)
         for shard, command in self._deliveries(others, args[9]):
-            over += self._evalsha(shard, _DELIVER_SHA, DELIVER.encode(), command)[1]
+            over += self._evalsha(shard, DELIVER_SHA, DELIVER.encode(), command)[1]
         return self._sent(group, seq, over)
 
     def send_many(self, calls: list[dict[str, Any]]) -> list[Any]:
@@ -515,9 +242,9 @@ class FastPath:
         the EVALSHAs behind it.
         """
         packed = b"".join(
-            _pack([b"EVAL", self.script, b"4", *args])
+            pack([b"EVAL", self.script, b"4", *args])
             if index == 0
-            else _pack([b"EVALSHA", self.sha, b"4", *args])
+            else pack([b"EVALSHA", self.sha, b"4", *args])
             for index, args in enumerate(commands)
         )
         idle, pool = self.idle[0], self.pools[0]  # one shard (see send_many)
@@ -525,7 +252,7 @@ class FastPath:
             conn = idle.pop()
         except IndexError:
             conn = pool.connection_class(**pool.connection_kwargs)
-        if conn._sock is not None and not _open(conn._sock):
+        if conn._sock is not None and not is_open(conn._sock):
             # Closed since its last use (Redis restarted): replaced before sending,
             # because a pipeline cut after sending is never resent (some of it may
             # have run).
@@ -544,7 +271,7 @@ class FastPath:
                 raise redis.exceptions.ConnectionError(
                     f"Redis connection: {exc}"
                 ) from exc
-            _read_replies(conn._sock, len(commands), replies)
+            read_replies(conn._sock, len(commands), replies)
         except (redis.exceptions.RedisError, OSError) as error:
             conn.disconnect()  # in an unknown state: not reused
             return replies, error
@@ -574,7 +301,7 @@ class FastPath:
         for shard, command in self._deliveries(others, args[9]):
             client = self._async_client(shard)
             try:
-                over += (await client.evalsha(_DELIVER_SHA.decode(), *command))[1]
+                over += (await client.evalsha(DELIVER_SHA.decode(), *command))[1]
             except redis.exceptions.NoScriptError:
                 over += (await client.eval(DELIVER, *command))[1]
         return self._sent(group, seq, over)
@@ -711,7 +438,7 @@ class FastPath:
             return self._roundtrip(shard, [b"EVAL", script, *command])
 
     def _roundtrip(self, shard: int, command: list[bytes]) -> Any:
-        packed = _pack(command)
+        packed = pack(command)
         idle, pool = self.idle[shard], self.pools[shard]
         try:
             conn, proven = idle.pop(), True
@@ -720,7 +447,7 @@ class FastPath:
             proven = False
         try:
             try:
-                reply = _exchange(conn, packed)
+                reply = exchange(conn, packed)
             except redis.exceptions.ConnectionError:
                 # A socket from before a Redis restart fails once, before the server
                 # ran anything: one retry on a fresh connection. Not after a
@@ -728,7 +455,7 @@ class FastPath:
                 if not proven:
                     raise
                 conn.disconnect()
-                reply = _exchange(conn, packed)
+                reply = exchange(conn, packed)
         except redis.exceptions.ResponseError:
             idle.append(conn)  # Redis answered: the connection is fine
             raise
