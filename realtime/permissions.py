@@ -72,13 +72,16 @@ async def denied_by(
     for permission in permissions:
         if isinstance(permission, type):
             permission = permission()
-        method = getattr(permission, check)
         if check != "has_permission" and getattr(type(permission), check) is getattr(
             BasePermission, check
         ):
             # Not overridden: the default defers to has_permission, sync or async.
-            method, args, params = permission.has_permission, (), {}
-        if not await _verdict(method, consumer, *args, **params):
+            allowed = await _verdict(permission.has_permission, consumer)
+        else:
+            allowed = await _verdict(
+                getattr(permission, check), consumer, *args, **params
+            )
+        if not allowed:
             return permission
     return None
 

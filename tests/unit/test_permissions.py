@@ -117,6 +117,20 @@ async def test_subscribe_checks_get_the_pattern_parameters():
     assert calls == [("room", ("room.1", "1")), ("room", ("room.2", "2"))]
 
 
+async def test_a_default_check_before_an_overriding_one_leaves_it_its_arguments():
+    # The usual order, [IsAuthenticated, RoomExists]: the first defers to
+    # has_permission; the second still gets the group and the pattern's parameters.
+    await check_permissions(
+        [SyncAllows, SyncRoom],
+        "has_subscribe_permission",
+        Conn(Member()),
+        "room.1",
+        room_id="1",
+    )
+    assert [call[0] for call in calls] == ["sync", "room"]
+    assert calls[1] == ("room", ("room.1", "1"))
+
+
 async def test_subscribe_and_message_checks_default_to_has_permission():
     # Not overridden, they run has_permission as it is written, sync or async.
     for check, args in (
