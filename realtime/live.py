@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from realtime.schema import registry as events
-from realtime.wire import text_frame
+from realtime.transport.frames import text_frame
 
 logger = logging.getLogger(__name__)
 

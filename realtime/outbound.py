@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from realtime import exceptions as exc
-from realtime import metrics, status, wire
+from realtime import metrics, status, transport
 from realtime.encoding import dumps
 from realtime.live import Event
 from realtime.settings import realtime_settings
@@ -51,8 +51,8 @@ class OutboundMixin:
     _outbox: deque[dict] | None = None
     # Set once the connection is found too slow: it is being closed with 4507.
     _slow = False
-    # daphne's frame writer (see realtime.wire): False until looked up, None if none.
-    _direct: wire.DirectWriter | bool | None = False
+    # The connection's frame writer (realtime.transport): None until looked up.
+    _direct: transport.FrameWriter | None = None
 
     async def _send_frame(self, frame: dict) -> None:
         metrics.frame_out(frame["type"])
@@ -107,22 +107,16 @@ class OutboundMixin:
 
     def _write_frame(self, frame: bytes) -> bool:
         # A group event's frame, built once per process: on daphne it goes straight
-        # to the transport (realtime.wire).
-        if self._direct is False:
-            self._direct = (
-                wire.direct_writer(self.base_send)
-                if realtime_settings.DIRECT_WRITES
-                else None
-            )
-        direct = self._direct
-        return callable(direct) and direct(frame)
+        # to the transport (realtime.transport).
+        if self._direct is None:
+            self._direct = transport.frame_writer(self.base_send)
+        return self._direct(frame)
 
     def _flush_held(self) -> None:
         # Frames the direct writer holds until the end of the loop turn leave before
         # anything sent through the server: the socket sees the order of _write.
-        direct = self._direct
-        if isinstance(direct, wire.DirectWriter) and direct.pending:
-            direct.flush()
+        if self._direct is not None:
+            self._direct.flush()
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
         self._outbox = deque()
