@@ -26,6 +26,9 @@ NAME = "daphne"
 #: The daphne releases these writes were checked against (docs/deploying.md); any
 #: other runs on the ASGI send.
 SUPPORTED = ((4, 2, 3), (5,))
+#: What the writer reads of Twisted's TCP connection (class attributes; the buffer
+#: list and the socket are per connection, looked up when the writer is made).
+TCP_ATTRIBUTES = ("dataBuffer", "disconnecting", "connected", "write")
 
 
 def check() -> str | None:
@@ -44,8 +47,8 @@ def check() -> str | None:
         return "daphne's Server.handle_reply is not a coroutine"
     if not isinstance(getattr(WebSocketProtocol, "STATE_OPEN", None), int):
         return "autobahn's WebSocketProtocol has no STATE_OPEN"
-    if not hasattr(Connection, "dataBuffer") or not hasattr(Connection, "socket"):
-        return "Twisted's tcp.Connection has no dataBuffer or socket"
+    if not all(hasattr(Connection, name) for name in TCP_ATTRIBUTES):
+        return f"Twisted's tcp.Connection lacks one of {', '.join(TCP_ATTRIBUTES)}"
     return None
 
 
@@ -78,6 +81,8 @@ class DaphneWriter(DirectWriter):
         sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
         self.limit = min(size for size in sizes if size > 0)
         self.tcp = _tcp_connection()
+        if isinstance(protocol.transport, self.tcp):
+            protocol.transport._tempDataBuffer, protocol.transport.socket  # noqa: B018
 
     def writable(self, frame: bytes) -> bool:
         protocol = self.protocol
@@ -85,7 +90,9 @@ class DaphneWriter(DirectWriter):
             protocol.state == self.open_state
             and not protocol.send_queue
             and protocol._perMessageCompress is None
-            and len(frame) <= self.limit  # the payload is shorter: conservative
+            # daphne sends no frame for an empty text; longer than the limit, autobahn
+            # fragments (the payload is shorter than the frame: conservative).
+            and 2 < len(frame) <= self.limit
         )
 
     def still_open(self) -> bool:
