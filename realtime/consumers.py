@@ -23,13 +23,12 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from realtime import envelope, ephemeral, logs, metrics, presence, status
+from realtime import envelope, ephemeral, logs, metrics, presence, runtime, status
 from realtime import exceptions as exc
 from realtime.auth import FirstMessageAuthenticator, user_summary
 from realtime.encoding import dumps
 from realtime.envelope import Message
 from realtime.groups import user_group, validate_group_name
-from realtime.hub import get_hub
 from realtime.layers import unreachable
 from realtime.outbound import OutboundMixin, _background
 from realtime.permissions import call_check
@@ -172,7 +171,7 @@ class RealtimeConsumer(SubscriptionsMixin, OutboundMixin, AsyncConsumer):
         self._faults = 0
         self._rate_strikes: deque[float] = deque()
         self.bucket = TokenBucket(realtime_settings.RATE, realtime_settings.BURST)
-        self.hub = await get_hub()
+        self.hub = await runtime.start()
         first = await receive()
         if first["type"] != "websocket.connect":
             return

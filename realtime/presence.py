@@ -19,7 +19,7 @@ from realtime.backends import get_backend
 from realtime.connection import Connection
 from realtime.exceptions import RateLimited
 from realtime.groups import is_personal_group
-from realtime.hub import Hub, add_job
+from realtime.hub import Hub
 from realtime.publishing import publish, run_sync
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
@@ -145,6 +145,3 @@ async def _renew(hub: Hub) -> None:
     await backend.presence_refresh(entries, presence_ttl())
     for group, member in await backend.presence_sweep():
         await leave_events(group, member)
-
-
-add_job(renew_leases)
