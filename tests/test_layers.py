@@ -16,10 +16,6 @@ PACKAGE = ROOT / "realtime"
 # In-function imports of the package's own modules that must stay where they are,
 # each with its reason: (importing module, imported module) -> why.
 ALLOWED = {
-    ("realtime.apps", "realtime.checks"): (
-        "Django imports apps.py before the models are ready; the checks import the "
-        "consumers, which import django.contrib.auth's models, so ready() imports them"
-    ),
     ("realtime.publishing", "realtime.inbox.store"): (
         "the inbox is an optional app: its model can only be imported when "
         "'realtime.inbox' is in INSTALLED_APPS"
