@@ -6,7 +6,8 @@ server's ASGI send, which frames it itself. A ``DirectWriter`` (one per supporte
 server: realtime.transport.daphne, realtime.transport.uvicorn) writes the frame to the
 server's transport, only while the server itself would write exactly those bytes
 there: the connection is open, uncompressed, has nothing queued, and the frame needs
-no fragmenting. Every other case (compression, flow control, closing) returns False,
+no fragmenting. An empty text (a 2-byte frame) is left to the server: daphne and
+uvicorn 0.35's sans-I/O protocol send no frame at all for one, later uvicorns do. Every other case (compression, flow control, closing) returns False,
 and the frame goes through the ASGI send.
 
 Frames are held until the end of the event-loop turn and each socket's are written at

@@ -90,8 +90,8 @@ class DaphneWriter(DirectWriter):
             protocol.state == self.open_state
             and not protocol.send_queue
             and protocol._perMessageCompress is None
-            # daphne sends no frame for an empty text; longer than the limit, autobahn
-            # fragments (the payload is shorter than the frame: conservative).
+            # Empty: daphne sends nothing. Longer than the limit: autobahn fragments
+            # (the payload is shorter than the frame: conservative).
             and 2 < len(frame) <= self.limit
         )
 

@@ -65,7 +65,8 @@ class UvicornWriter(DirectWriter):
         protocol = self.protocol
         conn = protocol.conn
         return (
-            protocol.handshake_complete
+            len(frame) > 2  # empty: uvicorn 0.35 sends nothing, later ones a frame
+            and protocol.handshake_complete
             and not protocol.close_sent
             and protocol.initial_response is None
             and protocol.writable.is_set()  # else flow control: the ASGI send waits
