@@ -99,13 +99,16 @@ def full(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
 
 
-# The supported server versions (setup.cfg: daphne>=4.2.3, uvicorn>=0.30): the oldest
-# and newest of each, plus uvicorn 0.35, the first with the websockets-sansio
-# protocol its direct writer serves. Each pair is installed together.
+# The supported server versions (setup.cfg: daphne>=4.2.3, uvicorn>=0.30, websockets
+# >=13): the oldest and newest of each, plus uvicorn 0.35, the first with the
+# websockets-sansio protocol its direct writer serves, with the oldest and newest
+# websockets (whose sans-I/O state that writer reads).
 SERVERS = [
-    ("4.2.3", "0.30.0"),
-    ("4.2.3", "0.35.0"),
-    ("4.2.3", "0.54.0"),
+    # (daphne, uvicorn, websockets)
+    ("4.2.3", "0.30.0", "13.1"),
+    ("4.2.3", "0.35.0", "13.1"),
+    ("4.2.3", "0.35.0", "17.4"),
+    ("4.2.3", "0.54.0", "17.4"),
 ]
 SERVER_TESTS = [
     "tests/e2e/test_transport_bytes.py",
@@ -115,14 +118,14 @@ SERVER_TESTS = [
 
 @nox.session(python=FULL[0])
 @nox.parametrize(
-    ("daphne", "uvicorn"),
+    ("daphne", "uvicorn", "websockets"),
     [
-        nox.param(daphne, uvicorn, id=f"daphne{daphne}-uvicorn{uvicorn}")
-        for daphne, uvicorn in SERVERS
+        nox.param(*versions, id="daphne{}-uvicorn{}-websockets{}".format(*versions))
+        for versions in SERVERS
     ],
 )
-def servers(session: nox.Session, daphne: str, uvicorn: str) -> None:
-    """The server adapters' byte tests on one daphne and uvicorn version."""
+def servers(session: nox.Session, daphne: str, uvicorn: str, websockets: str) -> None:
+    """The server adapters' byte tests on one daphne, uvicorn and websockets version."""
     session.install(
         "-e",
         ".",
@@ -130,6 +133,7 @@ def servers(session: nox.Session, daphne: str, uvicorn: str) -> None:
         f"django~={FULL[1]}.0",
         f"daphne=={daphne}",
         f"uvicorn[standard]=={uvicorn}",
+        f"websockets=={websockets}",
         "wsproto>=1.2",
     )
     session.run(
