@@ -1,7 +1,9 @@
 """The tested matrix: Django 4.2, 5.2 and 6.1 on the Pythons each supports among 3.11,
 3.12 and 3.13.
 
-``nox -s subset`` runs the unit-level test files (no daphne, no browser; a real
+``nox -s servers`` runs the server adapters' tests (the bytes realtime.transport
+writes against each server's own framing) on every supported daphne and uvicorn
+version (SERVERS). ``nox -s subset`` runs the unit-level test files (no daphne, no browser; a real
 ``redis-server`` where a test needs one) on every combination but one; that one,
 Python 3.11 with Django 5.2, runs the whole suite through the README's command
 (``.ci/run``), or ``nox -s full``. nox finds interpreters as ``python3.11``,
@@ -102,3 +104,50 @@ def full(session: nox.Session) -> None:
     """The whole suite, as the README's command runs it."""
     session.install("-e", ".[test]", f"django~={FULL[1]}.0")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+# The supported server versions (setup.cfg: daphne>=4.2.3, uvicorn>=0.30, websockets
+# >=13): the oldest and newest of each, plus uvicorn 0.35, the first with the
+# websockets-sansio protocol its direct writer serves, with the oldest and newest
+# websockets (whose sans-I/O state that writer reads).
+SERVERS = [
+    # (daphne, uvicorn, websockets)
+    ("4.2.3", "0.30.0", "13.1"),
+    ("4.2.3", "0.35.0", "13.1"),
+    ("4.2.3", "0.35.0", "17.4"),
+    ("4.2.3", "0.54.0", "17.4"),
+]
+SERVER_TESTS = [
+    "tests/e2e/test_transport_bytes.py",
+    "tests/unit/test_transport_select.py",
+]
+
+
+@nox.session(python=FULL[0])
+@nox.parametrize(
+    ("daphne", "uvicorn", "websockets"),
+    [
+        nox.param(*versions, id="daphne{}-uvicorn{}-websockets{}".format(*versions))
+        for versions in SERVERS
+    ],
+)
+def servers(session: nox.Session, daphne: str, uvicorn: str, websockets: str) -> None:
+    """The server adapters' byte tests on one daphne, uvicorn and websockets version."""
+    session.install(
+        "-e",
+        ".",
+        *SUBSET_DEPS,
+        f"django~={FULL[1]}.0",
+        f"daphne=={daphne}",
+        f"uvicorn[standard]=={uvicorn}",
+        f"websockets=={websockets}",
+        "wsproto>=1.2",
+    )
+    session.run(
+        "python",
+        "-c",
+        "from importlib.metadata import version as v; "
+        "print('daphne', v('daphne'), 'uvicorn', v('uvicorn'), "
+        "'websockets', v('websockets'), 'autobahn', v('autobahn'))",
+    )
+    session.run("python", "-m", "pytest", "-q", *SERVER_TESTS, *session.posargs)

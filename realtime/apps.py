@@ -1,6 +1,9 @@
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
+# Importing the module registers the system checks (it imports no model).
+from realtime import checks  # noqa: F401
+
 
 class RealtimeConfig(AppConfig):
     name = "realtime"
@@ -8,10 +11,5 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Importing the module registers the system checks. Only here, once the
-        # apps are ready: the checks inspect the consumers, which import Django's
-        # auth models.
-        from realtime import checks  # noqa: F401
-
         # Every installed app's events.py declares its events at start-up.
         autodiscover_modules("events")

@@ -31,7 +31,7 @@ from realtime import status
 from realtime.backends import get_backend
 from realtime.connection import Connection
 from realtime.exceptions import NotAuthenticated
-from realtime.hub import Hub, add_job
+from realtime.hub import Hub
 from realtime.origins import header, origin_allowed
 from realtime.settings import realtime_settings
 
@@ -472,6 +472,3 @@ async def revalidate(hub: Hub) -> None:
                     NotAuthenticated("your credentials were revoked"),
                     status.WS_4401_NOT_AUTHENTICATED,
                 )
-
-
-add_job(revalidate)

@@ -1,4 +1,11 @@
-"""System checks for dangerous or broken configurations."""
+"""System checks for dangerous or broken configurations.
+
+Imported by realtime.apps while Django loads the apps, before any model can be
+imported: nothing here imports the consumers (they import django.contrib.auth's
+models). The checks that walk the consumers find them as subclasses of Channels'
+``AsyncConsumer`` that declare handlers the way ``RealtimeConsumer`` does
+(``_handlers``), once ``load_consumers()`` has imported the ASGI application.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from importlib.metadata import (
 from pathlib import Path
 from typing import Any, TypeVar
 
+from channels.consumer import AsyncConsumer
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.utils.module_loading import import_string
@@ -26,7 +34,6 @@ from realtime.backends.connections import (
     describe,
     diagnose,
 )
-from realtime.consumers import RealtimeConsumer
 from realtime.groups import patterns_overlap
 from realtime.schema import registry
 from realtime.settings import (
@@ -204,7 +211,7 @@ def check_registry(app_configs: Any = None, **kwargs: Any) -> list:
         for problem in registry.check()
     ]
     problems += load_consumers()
-    for consumer in _subclasses(RealtimeConsumer):
+    for consumer in realtime_consumers():
         for type_ in consumer._handlers:
             origin = f"{consumer.__module__}.{consumer.__qualname__}"
             if type_ not in registry:
@@ -257,7 +264,7 @@ def check_subscription_patterns(app_configs: Any = None, **kwargs: Any) -> list:
     """Subscription patterns that could also match personal groups."""
     personal = realtime_settings.USER_GROUP
     problems: list = load_consumers()
-    for consumer in _subclasses(RealtimeConsumer):
+    for consumer in realtime_consumers():
         for pattern in vars(consumer).get("subscriptions", {}):
             if patterns_overlap(pattern, personal):
                 origin = f"{consumer.__module__}.{consumer.__qualname__}"
@@ -333,6 +340,17 @@ def check_redis_servers(app_configs: Any = None, **kwargs: Any) -> list:
                 )
             )
     return problems
+
+
+def realtime_consumers() -> list[Any]:
+    """Every subclass of ``RealtimeConsumer`` defined so far: the classes below one
+    that declares ``_handlers``, which its ``__init_subclass__`` gives each its own."""
+    return [
+        consumer
+        for consumer in _subclasses(AsyncConsumer)
+        if "_handlers" in vars(consumer)
+        and any("_handlers" in vars(base) for base in consumer.__mro__[1:])
+    ]
 
 
 def _subclasses(cls: type[T]) -> list[type[T]]:

@@ -26,7 +26,7 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from realtime import envelope, ephemeral, logs, metrics, presence, status
+from realtime import envelope, ephemeral, logs, metrics, presence, runtime, status
 from realtime import exceptions as exc
 from realtime.auth import (
     Credential,
@@ -45,7 +45,6 @@ from realtime.groups import (
     user_group,
     validate_group_name,
 )
-from realtime.hub import get_hub
 from realtime.layers import unreachable
 from realtime.live import Event
 from realtime.outbound import Outbox, background
@@ -253,7 +252,7 @@ class RealtimeConsumer(AsyncConsumer):
         self._faults = 0
         self._rate_strikes: deque[float] = deque()
         self.bucket = TokenBucket(realtime_settings.RATE, realtime_settings.BURST)
-        self.hub = await get_hub()
+        self.hub = await runtime.start()
         self.outbox = Outbox(
             send, close=self.close, connection_id=self.connection_id, log=self.log
         )

@@ -4,9 +4,10 @@ Plain Channels gives every socket its own layer channel, so one group event beco
 one layer message, one dispatch and one JSON encode per socket. Here each process
 joins each group once (with one channel of its own); an event arrives once per
 process as ready JSON text and is written to every local socket subscribed to it.
-The hub also owns the timers of its connections (heartbeat, auth timeout) and runs
-the jobs the services above it register (presence leases, credential re-checks), so
-an idle connection costs no task and no timer of its own.
+The hub also watches continuity (restarted Redis servers, positions of history
+groups) and runs, as its own tasks, the periodic jobs realtime.runtime gives it
+(connection deadlines, presence leases, credential re-checks, the process
+heartbeat), so they stop with it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import signal
-import threading
 import time
 import uuid
 import weakref
@@ -24,11 +23,10 @@ from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from realtime import history, metrics, status
-from realtime.backends import get_backend, registry
+from realtime import history, metrics
+from realtime.backends import get_backend
 from realtime.backends.base import HistoryRead
 from realtime.connection import Connection
-from realtime.exceptions import ShuttingDown
 from realtime.frames import LAYER_EVENT
 from realtime.layers import (
     get_layer,
@@ -44,17 +42,8 @@ from realtime.settings import realtime_settings
 logger = logging.getLogger(__name__)
 PROBE = "realtime-probe"
 
+#: A periodic job of a service above the hub, run as ``job(hub)`` (realtime.runtime).
 Job = Callable[["Hub"], Coroutine[Any, Any, None]]
-# Jobs of the services above the hub (presence leases in realtime.presence,
-# credential re-checks in realtime.auth): each registers its own with ``add_job``
-# when imported, so the hub imports none of them. Every hub runs each as a task.
-_jobs: list[Job] = []
-
-
-def add_job(job: Job) -> None:
-    """Run ``job(hub)`` as a task of every hub started from now on."""
-    if job not in _jobs:
-        _jobs.append(job)
 
 
 class Hub:
@@ -102,59 +91,11 @@ class Hub:
             self._tasks.append(asyncio.create_task(self._receive_loop()))
             if hasattr(self.layer, "group_expiry"):
                 self._tasks.append(asyncio.create_task(self._refresh_groups()))
-        self._tasks.append(asyncio.create_task(self._ticker()))
         self._tasks.append(asyncio.create_task(self._watch()))
-        self._tasks.append(asyncio.create_task(registry.heartbeat(self)))
-        for job in _jobs:
-            self._tasks.append(asyncio.create_task(job(self)))
-        self._install_shutdown()
 
-    def _install_shutdown(self) -> None:
-        """On SIGTERM/SIGINT, close every socket with 4503 before the server stops.
-
-        The server's own handler (daphne's reactor, uvicorn's) runs right after, so
-        clients learn to reconnect elsewhere instead of seeing a dropped connection.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous = signal.getsignal(signum)
-            if getattr(previous, "_realtime", False):
-                continue
-
-            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
-                self.loop.call_soon_threadsafe(
-                    lambda: asyncio.ensure_future(
-                        self.shutdown(signum, frame, previous)
-                    )
-                )
-
-            handler._realtime = True  # type: ignore[attr-defined]
-            try:
-                signal.signal(signum, handler)
-            except ValueError:
-                return
-
-    async def shutdown(
-        self, signum: int = 0, frame: Any = None, previous: Any = None
-    ) -> None:
-        """Close every connection with 4503, then hand over to ``previous``."""
-        closing = [
-            consumer.close(ShuttingDown(), status.WS_4503_SHUTTING_DOWN)
-            for consumer in tuple(self.connections)
-        ]
-        if closing:
-            logger.info("shutting down: closing %d connections with 4503", len(closing))
-            await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 5)
-        await self._leave_probes()
-        if previous is None:
-            return
-        # Hand the signal back: servers re-raise it at exit to report how they ended.
-        signal.signal(signum, previous)
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            signal.raise_signal(signum)
+    def run(self, job: Job) -> None:
+        """Run ``job(self)`` as a task of this hub, until the hub stops."""
+        self._tasks.append(asyncio.create_task(job(self)))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -166,7 +107,7 @@ class Hub:
                 pass
         self._tasks.clear()
         self._started = False
-        await self._leave_probes()
+        await self.leave_probes()
         if self._watcher is not None:
             await self._watcher.close()
             self._watcher = None
@@ -250,7 +191,9 @@ class Hub:
             self._probes[index] = group
             await self.layer.group_add(group, self.channel)
 
-    async def _leave_probes(self) -> None:
+    async def leave_probes(self) -> None:
+        """Leave the probe groups (at shutdown: other processes need not wait for
+        their memberships to expire)."""
         probes, self._probes = self._probes, {}
         for group in probes.values():
             try:
@@ -438,19 +381,6 @@ class Hub:
                 continue
             for consumer in tuple(self.groups.get(group, ())):
                 consumer.check_position(group, *target)
-
-    async def _ticker(self) -> None:
-        """Heartbeats and auth deadlines for every connection."""
-        while True:
-            interval = realtime_settings.HEARTBEAT_INTERVAL
-            tick = min(1.0, interval / 4, realtime_settings.AUTH_TIMEOUT / 4)
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            for consumer in tuple(self.connections):
-                try:
-                    await consumer.tick(now)
-                except Exception:
-                    consumer.log.exception("tick of %s failed", consumer.connection_id)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = (

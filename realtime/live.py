@@ -13,7 +13,7 @@ import orjson
 
 from realtime.frames import EventFrame
 from realtime.schema import registry as events
-from realtime.wire import text_frame
+from realtime.transport.frames import text_frame
 
 logger = logging.getLogger(__name__)
 

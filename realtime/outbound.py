@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from realtime import exceptions as exc
-from realtime import metrics, status, wire
+from realtime import metrics, status, transport
 from realtime.encoding import dumps
 from realtime.settings import realtime_settings
 
@@ -62,9 +62,8 @@ class Outbox:
         self._log = log
         self._queue: deque[dict] = deque()
         self._pings: deque[tuple[str, int]] = deque(maxlen=32)
-        # The server's frame writer (see realtime.wire): False until looked up, None
-        # if there is none.
-        self._direct: wire.DirectWriter | bool | None = False
+        # The server's frame writer (realtime.transport): None until looked up.
+        self._direct: transport.FrameWriter | None = None
 
     # -- writing ----------------------------------------------------------------------
 
@@ -153,22 +152,16 @@ class Outbox:
 
     def _write_frame(self, frame: bytes) -> bool:
         # A group event's frame, built once per process: on daphne it goes straight
-        # to the transport (realtime.wire).
-        if self._direct is False:
-            self._direct = (
-                wire.direct_writer(self.send)
-                if realtime_settings.DIRECT_WRITES
-                else None
-            )
-        direct = self._direct
-        return callable(direct) and direct(frame)
+        # to the transport (realtime.transport).
+        if self._direct is None:
+            self._direct = transport.frame_writer(self.send)
+        return self._direct(frame)
 
     def _flush_held(self) -> None:
         # Frames the direct writer holds until the end of the loop turn leave before
         # anything sent through the server: the socket sees the order of write().
-        direct = self._direct
-        if isinstance(direct, wire.DirectWriter) and direct.pending:
-            direct.flush()
+        if self._direct is not None:
+            self._direct.flush()
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
         self.writer = asyncio.ensure_future(self._drain(send, waiting))

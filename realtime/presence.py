@@ -20,7 +20,7 @@ from realtime.bridge import run_sync
 from realtime.connection import Connection
 from realtime.exceptions import RateLimited
 from realtime.groups import is_personal_group
-from realtime.hub import Hub, add_job
+from realtime.hub import Hub
 from realtime.publishing import publish
 from realtime.settings import realtime_settings
 from realtime.throttling import TokenBucket
@@ -146,6 +146,3 @@ async def _renew(hub: Hub) -> None:
     await backend.presence_refresh(entries, presence_ttl())
     for group, member in await backend.presence_sweep():
         await leave_events(group, member)
-
-
-add_job(renew_leases)

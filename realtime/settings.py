@@ -90,7 +90,7 @@ DEFAULTS: dict[str, Any] = {
     # notify() calls in milliseconds).
     "HUB_CAPACITY": 10_000,
     # Group events written as ready-made frames to daphne's and uvicorn's sockets
-    # (realtime.wire); False: every frame goes through the server's ASGI send.
+    # (realtime.transport); False: every frame goes through the server's ASGI send.
     "DIRECT_WRITES": True,
     # Seconds between checks that each history group's position on this process
     # matches the backend's (a gap nothing revealed is repaired from history), and

@@ -17,9 +17,10 @@ from typing import Any
 import pycrdt
 
 from realtime import exceptions as exc
+from realtime import runtime
 from realtime.collab import store
 from realtime.collab.ysync import EMPTY_UPDATE
-from realtime.hub import Hub, add_job
+from realtime.hub import Hub
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
@@ -189,4 +190,4 @@ async def unload_idle_documents(hub: Hub) -> None:
             logger.debug("unloaded idle document %s", name)
 
 
-add_job(unload_idle_documents)
+runtime.add_job(unload_idle_documents)

@@ -95,7 +95,7 @@ async def test_a_send_that_suspends_does_not_hold_up_the_others():
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
 def test_text_frame_is_what_autobahn_sends(size):
-    # daphne's sockets get these bytes straight from realtime.wire: they must be
+    # daphne's sockets get these bytes straight from realtime.transport: they must be
     # exactly what autobahn would have written for the same text.
     from autobahn.twisted.websocket import (
         WebSocketServerFactory,
@@ -103,7 +103,7 @@ def test_text_frame_is_what_autobahn_sends(size):
     )
     from twisted.internet.testing import StringTransport
 
-    from realtime.wire import text_frame
+    from realtime.transport import text_frame
 
     factory = WebSocketServerFactory()
     factory.protocol = WebSocketServerProtocol
@@ -123,7 +123,7 @@ def test_text_frame_is_what_uvicorn_sends(size):
     from websockets.protocol import State
     from websockets.server import ServerProtocol
 
-    from realtime.wire import text_frame
+    from realtime.transport import text_frame
 
     conn = ServerProtocol()
     conn.state = State.OPEN

@@ -14,13 +14,8 @@ from tests.support.processes import ROOT
 PACKAGE = ROOT / "realtime"
 
 # In-function imports of the package's own modules that must stay where they are,
-# each with its reason: (importing module, imported module) -> why.
-ALLOWED = {
-    ("realtime.apps", "realtime.checks"): (
-        "Django imports apps.py before the models are ready; the checks import the "
-        "consumers, which import django.contrib.auth's models, so ready() imports them"
-    ),
-}
+# each with its reason: (importing module, imported module) -> why. None today.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def lint_imports(root: Path = ROOT) -> subprocess.CompletedProcess:

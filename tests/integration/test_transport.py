@@ -1,4 +1,4 @@
-"""realtime.wire: frames held for the end of the loop turn, and the switch that sends
+"""realtime.transport: frames held for the end of the loop turn, and the switch that sends
 every frame through the server's own ASGI send instead."""
 
 import asyncio
@@ -12,12 +12,13 @@ from django.test import override_settings
 from websockets.asyncio.client import connect
 
 import realtime
-from realtime import wire
+from realtime import transport
 from realtime.hub import get_hub, shutdown_hub
+from realtime.transport.uvicorn import UvicornWriter
 from tests.asgi import application
 
 
-class Recorder(wire.DirectWriter):
+class Recorder(transport.DirectWriter):
     """A writer to an in-memory connection (the flush logic is the base class's)."""
 
     __slots__ = ("broken", "written")
@@ -111,13 +112,13 @@ async def receive(ws, type_):
 @pytest.mark.parametrize("direct", [True, False])
 async def test_direct_writes_setting(direct, monkeypatch):
     written = []
-    original = wire.UvicornWriter.write
+    original = UvicornWriter.write
 
     def spy(self, data):
         written.append(data)
         original(self, data)
 
-    monkeypatch.setattr(wire.UvicornWriter, "write", spy)
+    monkeypatch.setattr(UvicornWriter, "write", spy)
     with override_settings(REALTIME={"DIRECT_WRITES": direct}):
         async with uvicorn_in_this_loop() as port:
             # No compression: a compressed connection never takes direct writes.
@@ -140,9 +141,9 @@ async def test_direct_writes_setting(direct, monkeypatch):
                 writer = consumer.outbox._direct
     assert event["data"] == {"text": "hi"}
     if direct:
-        assert isinstance(writer, wire.UvicornWriter)
+        assert isinstance(writer, UvicornWriter)
         assert any(b'"text":"hi"' in data for data in written)
     else:
         # Every frame went through uvicorn's own ASGI send.
-        assert writer is None
+        assert writer is transport.ASGI_SEND
         assert written == []

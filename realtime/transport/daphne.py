@@ -1,0 +1,133 @@
+"""daphne 4 on autobahn and Twisted: frames straight to the TCP socket.
+
+daphne passes every ``websocket.send`` through its server, its protocol and
+autobahn's sendMessage, sendFrame and sendData; autobahn 26 formats the arguments of
+a debug log line for every frame even with debug logging off: most of the server's
+CPU per fan-out delivery (docs/benchmarks.md). On daphne the held frames go straight
+to the socket while Twisted holds nothing for it; what the kernel does not take goes
+to the transport, which then writes it as usual.
+
+daphne, autobahn and Twisted are imported only here and only once a daphne send has
+been seen: importing ``daphne.server`` installs Twisted's reactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from realtime.transport.base import DirectWriter
+from realtime.transport.versions import out_of_range
+
+NAME = "daphne"
+#: The daphne releases these writes were checked against (docs/deploying.md); any
+#: other runs on the ASGI send.
+SUPPORTED = ((4, 2, 3), (5,))
+#: What the writer reads of Twisted's TCP connection (class attributes; the buffer
+#: list and the socket are per connection, looked up when the writer is made).
+TCP_ATTRIBUTES = ("dataBuffer", "disconnecting", "connected", "write")
+
+
+def check() -> str | None:
+    """Why daphne's internals are not what the writer expects; None when they are."""
+    outside = out_of_range("daphne", *SUPPORTED)
+    if outside is not None:
+        return outside
+    try:
+        # Optional dependencies of the daphne server only: imported when it serves.
+        from autobahn.websocket.protocol import WebSocketProtocol
+        from daphne.server import Server
+        from twisted.internet.tcp import Connection
+    except ImportError as error:
+        return f"cannot import daphne's server: {error}"
+    if not inspect.iscoroutinefunction(getattr(Server, "handle_reply", None)):
+        return "daphne's Server.handle_reply is not a coroutine"
+    if not isinstance(getattr(WebSocketProtocol, "STATE_OPEN", None), int):
+        return "autobahn's WebSocketProtocol has no STATE_OPEN"
+    if not all(hasattr(Connection, name) for name in TCP_ATTRIBUTES):
+        return f"Twisted's tcp.Connection lacks one of {', '.join(TCP_ATTRIBUTES)}"
+    return None
+
+
+def writer(send: Callable) -> DaphneWriter | None:
+    """The writer to ``send``'s connection, if ``send`` is daphne's per-connection
+    ``partial(Server.handle_reply, protocol)``; None for anything else."""
+    if not (
+        isinstance(send, functools.partial)
+        and getattr(send.func, "__func__", None) is _handle_reply()
+        and len(send.args) == 1
+        and not send.keywords
+    ):
+        return None
+    try:
+        return DaphneWriter(send.args[0], asyncio.get_running_loop())
+    except AttributeError:  # a protocol without the attributes the writer reads
+        return None
+
+
+class DaphneWriter(DirectWriter):
+    """daphne 4 on autobahn: straight to the TCP socket when Twisted holds nothing."""
+
+    __slots__ = ("limit", "open_state", "tcp")
+    tcp: Any
+
+    def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(protocol, loop)
+        self.open_state = protocol.STATE_OPEN
+        protocol.send_queue, protocol._perMessageCompress  # noqa: B018
+        sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
+        self.limit = min(size for size in sizes if size > 0)
+        self.tcp = _tcp_connection()
+        if isinstance(protocol.transport, self.tcp):
+            protocol.transport._tempDataBuffer, protocol.transport.socket  # noqa: B018
+
+    def writable(self, frame: bytes) -> bool:
+        protocol = self.protocol
+        return (
+            protocol.state == self.open_state
+            and not protocol.send_queue
+            and protocol._perMessageCompress is None
+            # Empty: daphne sends nothing. Longer than the limit: autobahn fragments
+            # (the payload is shorter than the frame: conservative).
+            and 2 < len(frame) <= self.limit
+        )
+
+    def still_open(self) -> bool:
+        return self.protocol.state == self.open_state
+
+    def write(self, data: bytes) -> None:
+        # Plain TCP only: a TLS transport (wss) encrypts in Twisted, and its wrapper
+        # answers for the raw socket underneath.
+        transport = self.protocol.transport
+        if (
+            not isinstance(transport, self.tcp)
+            or transport.dataBuffer
+            or transport._tempDataBuffer
+            or transport.disconnecting
+            or not transport.connected
+        ):
+            transport.write(data)  # after what Twisted holds
+            return
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # full, or broken: Twisted handles both as usual
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:] if sent else data)
+
+
+@functools.cache
+def _handle_reply() -> Any:
+    from daphne.server import Server  # see check()
+
+    return Server.handle_reply
+
+
+@functools.cache
+def _tcp_connection() -> Any:
+    from twisted.internet.tcp import Connection  # see check()
+
+    return Connection
