@@ -225,6 +225,19 @@ def breakdown(server: str, n: int, args: argparse.Namespace, redis_url: str) -> 
     ]:
         lines.append(f"| {place} | {size / connected:,.0f} | {count / connected:.2f} |")
 
+    ours = [
+        (place, row) for place, row in by_owner.items() if place.startswith("realtime/")
+    ]
+    ours.sort(key=lambda kv: -kv[1][0])
+    mine = sum(row[0] for _, row in ours)
+    lines += [
+        "",
+        f"of which asked for by realtime: {mine / connected:,.0f} B per connection",
+    ]
+    lines += ["", "| realtime line | B per conn | objects |", "|---|---:|---:|"]
+    for place, (size, count) in ours[: args.top]:
+        lines.append(f"| {place} | {size / connected:,.0f} | {count / connected:.2f} |")
+
     old = json.loads((workdir / f"{proc.pid}-0.types.json").read_text())
     new = json.loads((workdir / f"{proc.pid}-1.types.json").read_text())
     grown = {
