@@ -266,6 +266,17 @@ def breakdown(server: str, n: int, args: argparse.Namespace, redis_url: str) -> 
             f"{own / connected * 1e6:,.0f} | {cum / connected * 1e6:,.0f} |"
         )
     own_total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    by_cpu: dict[str, float] = {}
+    for (filename, _, _), (_, _, own, _, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if filename == "~":  # a builtin: charged to the package of its first caller
+            filename = next(iter(callers), ("~",))[0]
+        package = where(filename).split("/")[0] if filename != "~" else "builtin"
+        by_cpu[package] = by_cpu.get(package, 0.0) + own
+    lines += ["", "| connect burst: own CPU by package | µs/conn | share |"]
+    lines += ["|---|---:|---:|"]
+    for package, own in sorted(by_cpu.items(), key=lambda kv: -kv[1])[:12]:
+        share = own / own_total * 100
+        lines.append(f"| {package} | {own / connected * 1e6:,.0f} | {share:.0f} % |")
     lines.append(
         f"\nprofiled main-thread CPU: {own_total / connected * 1e6:,.0f} µs/conn"
     )
