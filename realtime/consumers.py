@@ -250,7 +250,8 @@ class RealtimeConsumer(AsyncConsumer):
         self.versions: dict[str, int] = {}
         self.close_code: int | None = None
         self._faults = 0
-        self._rate_strikes: deque[float] = deque()
+        # Made at the first rate-limit strike: most connections never have one.
+        self._rate_strikes: deque[float] | None = None
         self.bucket = TokenBucket(realtime_settings.RATE, realtime_settings.BURST)
         self.hub = await runtime.start()
         self.outbox = Outbox(
@@ -498,6 +499,8 @@ class RealtimeConsumer(AsyncConsumer):
     async def _rate_limited(self) -> None:
         now = time.monotonic()
         strikes = self._rate_strikes
+        if strikes is None:
+            strikes = self._rate_strikes = deque()
         strikes.append(now)
         while strikes and strikes[0] < now - 60:
             strikes.popleft()

@@ -39,10 +39,29 @@ class Writes(enum.Enum):
 # The per-frame path compares with these: a member read through its class
 # (Writes.OPEN) costs a lookup in the enum's class for every frame to every socket.
 OPEN, CLOSING, SLOW, CLOSED = Writes
+# Unanswered pings remembered; older ones are forgotten (their pong acknowledges
+# nothing more).
+MAX_PINGS = 32
 
 
 class Outbox:
     """Ordered, backpressured writes to one WebSocket through the server's ``send``."""
+
+    # One per socket, most of them idle: no instance dict.
+    __slots__ = (
+        "_close",
+        "_connection_id",
+        "_direct",
+        "_log",
+        "_pings",
+        "_queue",
+        "acked_bytes",
+        "ping_bytes",
+        "send",
+        "sent_bytes",
+        "state",
+        "writer",
+    )
 
     def __init__(
         self,
@@ -60,8 +79,12 @@ class Outbox:
         self._close = close
         self._connection_id = connection_id
         self._log = log
-        self._queue: deque[dict] = deque()
-        self._pings: deque[tuple[str, int]] = deque(maxlen=32)
+        # Frames behind a send waiting on flow control: made with the writer task.
+        # Most sockets never need one, and an empty deque costs 600 bytes.
+        self._queue: deque[dict] | None = None
+        # (nonce, bytes sent before it) of the pings not answered yet, oldest first;
+        # a short list: a deque would cost most of an idle connection's memory.
+        self._pings: list[tuple[str, int]] = []
         # The server's frame writer (realtime.transport): None until looked up.
         self._direct: transport.FrameWriter | None = None
 
@@ -117,7 +140,7 @@ class Outbox:
         if message is None:
             message = {"type": "websocket.send", "text": text}
         if self.writer is not None:
-            self._queue.append(message)
+            self._queue.append(message)  # type: ignore[union-attr]
         elif frame is None or not self._write_frame(frame):
             self._flush_held()
             send = self.send(message)
@@ -164,20 +187,22 @@ class Outbox:
             self._direct.flush()
 
     def _start_writer(self, send: Coroutine, waiting: Any) -> None:
+        self._queue = deque()
         self.writer = asyncio.ensure_future(self._drain(send, waiting))
 
     async def _drain(self, send: Coroutine, waiting: Any) -> None:
         """Finish a send that waited on flow control, then the frames behind it."""
         try:
             await _resume(send, waiting)
-            while self._queue:
-                await self.send(self._queue.popleft())
+            queue = self._queue
+            while queue:
+                await self.send(queue.popleft())
         except Exception as error:
             # The socket went away mid-send; the server reports the disconnect.
             self._log.info("connection %s: send failed: %r", self._connection_id, error)
         finally:
             self.writer = None
-            self._queue.clear()
+            self._queue = None
 
     # -- closing ----------------------------------------------------------------------
 
@@ -206,7 +231,8 @@ class Outbox:
             self.sent_bytes - self.acked_bytes,
         )
         # Dropped, not sent: the client is closed and recovers them from history.
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         await self._close(exc.SlowConsumer(), status.WS_4507_SLOW_CONSUMER)
 
     def too_slow(self) -> None:
@@ -232,7 +258,10 @@ class Outbox:
         """
         nonce = secrets.token_urlsafe(12)
         self.ping_bytes = self.sent_bytes
-        self._pings.append((nonce, self.sent_bytes))
+        pings = self._pings
+        pings.append((nonce, self.sent_bytes))
+        if len(pings) > MAX_PINGS:
+            del pings[0]
         metrics.frame_out("rt.ping")
         return '{"type":"rt.ping","data":{"nonce":"' + nonce + '"}}'
 
@@ -250,8 +279,7 @@ class Outbox:
         for index, (sent_nonce, sent_bytes) in enumerate(pings):
             if secrets.compare_digest(sent_nonce.encode(), echoed):
                 # Pongs come back in order: older pings are answered by this one.
-                for _ in range(index + 1):
-                    pings.popleft()
+                del pings[: index + 1]
                 self.acked_bytes = max(self.acked_bytes, sent_bytes)
                 return
 

@@ -50,6 +50,17 @@ class Subscriptions(Mapping[str, Subscription]):
     """The groups one connection has joined, by name, and the delivery of their
     events: in order, repaired from history, or announced with ``rt.reset``."""
 
+    # One per socket, most of them idle: no instance dict.
+    __slots__ = (
+        "_connection_id",
+        "_groups",
+        "connection",
+        "hub",
+        "outbox",
+        "personal",
+        "versions",
+    )
+
     def __init__(
         self,
         connection: Connection,
