@@ -30,6 +30,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from realtime import compression
+
 logger = logging.getLogger(__name__)
 
 
@@ -89,11 +91,14 @@ def direct_writer(send: Callable) -> DirectWriter | None:
 class DirectWriter:
     """Writes ready-made frames to one connection, once per loop turn."""
 
-    __slots__ = ("loop", "pending", "protocol")
+    __slots__ = ("deflate", "loop", "pending", "protocol")
 
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.protocol, self.loop = protocol, loop
         self.pending: list[bytes] | None = None
+        # The connection takes this process's shared compressed frames
+        # (realtime.compression); set by the server's writer.
+        self.deflate = False
 
     def writable(self, frame: bytes) -> bool:
         """The server would write exactly ``frame`` to the transport now."""
@@ -137,7 +142,8 @@ class DaphneWriter(DirectWriter):
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, loop)
         self.open_state = protocol.STATE_OPEN
-        protocol.send_queue, protocol._perMessageCompress  # noqa: B018
+        protocol.send_queue  # noqa: B018
+        self.deflate = compression.shared_frames_allowed(protocol._perMessageCompress)
         sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
         self.limit = min(size for size in sizes if size > 0)
 
@@ -146,7 +152,9 @@ class DaphneWriter(DirectWriter):
         return (
             protocol.state == self.open_state
             and not protocol.send_queue
-            and protocol._perMessageCompress is None
+            # Negotiated by realtime.deflate_negotiation: plain and shared
+            # compressed frames leave autobahn's compressor untouched.
+            and (protocol._perMessageCompress is None or self.deflate)
             and len(frame) <= self.limit  # the payload is shorter: conservative
         )
 
@@ -184,7 +192,11 @@ class UvicornWriter(DirectWriter):
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, loop)
         self.open_state = _uvicorn_protocol()[1]
-        protocol.conn.extensions, protocol.writable, protocol.transport  # noqa: B018
+        protocol.writable, protocol.transport  # noqa: B018
+        extensions = protocol.conn.extensions
+        self.deflate = bool(extensions) and all(
+            compression.shared_frames_allowed(extension) for extension in extensions
+        )
 
     def writable(self, frame: bytes) -> bool:
         protocol = self.protocol
@@ -195,7 +207,7 @@ class UvicornWriter(DirectWriter):
             and protocol.initial_response is None
             and protocol.writable.is_set()  # else flow control: the ASGI send waits
             and conn.state is self.open_state
-            and not conn.extensions  # permessage-deflate
+            and (not conn.extensions or self.deflate)  # see DaphneWriter
             and not conn.expect_continuation_frame
         )
 
