@@ -243,3 +243,53 @@ async def test_off_by_default_leaves_the_server_as_it_was(daphne, kind):
     else:
         assert "server_no_context_takeover" not in (client.extensions or "")
     client.close()
+
+
+BROWSER_ORIGIN = "http://allowed.example"
+BROWSER_SCRIPT = """async ([url, text]) => {
+  const ws = new WebSocket(url);
+  const frames = [];
+  let wake = null;
+  ws.onmessage = (m) => { frames.push(JSON.parse(m.data)); if (wake) wake(); };
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  const next = async (type) => {
+    for (;;) {
+      const found = frames.findIndex((f) => f.type === type);
+      if (found >= 0) return frames.splice(found, 1)[0];
+      await new Promise((ok) => { wake = ok; });
+    }
+  };
+  await next("rt.welcome");
+  ws.send(JSON.stringify({type: "rt.subscribe", id: "s", data: {group: "public.b"}}));
+  await next("rt.ack");
+  ws.send(JSON.stringify({type: "test.say", id: "t", data: {group: "public.b", text}}));
+  const event = await next("test.say");
+  ws.close();
+  return [ws.extensions, event.data.text];
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_chromium_negotiates_and_reads_shared_frames(daphne, browser, kind):
+    server = start(daphne, kind, COMPRESSION=True)
+    watcher = await RawClient.open(
+        server.port, offer="permessage-deflate; client_max_window_bits"
+    )
+    assert (await watcher.message())[2]["type"] == "rt.welcome"
+    await watcher.subscribe("public.b")
+    context = await browser.new_context()
+    await context.route(
+        f"{BROWSER_ORIGIN}/**",
+        lambda route: route.fulfill(body="<html></html>", content_type="text/html"),
+    )
+    page = await context.new_page()
+    await page.goto(f"{BROWSER_ORIGIN}/")
+    extensions, text = await page.evaluate(BROWSER_SCRIPT, [f"{server.url}/ws/", TEXT])
+    await context.close()
+    assert "permessage-deflate" in extensions
+    assert "server_no_context_takeover" in extensions
+    assert text == TEXT
+    compressed, _, message = await watcher.event("test.say")
+    assert compressed and message["data"]["text"] == TEXT  # the frame Chromium read
+    watcher.close()
