@@ -19,6 +19,7 @@ are left alone.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -103,17 +104,51 @@ def _accept_autobahn(protocol: Any, offers: list) -> Any:
         # limit; a message inflating past MAX_FRAME_BYTES is answered with 1009.
         protocol.failByDrop = False
         asked = offer.request_max_window_bits  # 0: the client did not ask
-        return accept_type(
+        accept = accept_type(
             offer,
-            # Inflating a client's message needs no window kept between messages.
-            request_no_context_takeover=bool(offer.accept_no_context_takeover),
             request_max_window_bits=WINDOW_BITS if offer.accept_max_window_bits else 0,
             no_context_takeover=True,
             window_bits=min(WINDOW_BITS, asked) if asked else WINDOW_BITS,
             mem_level=MEM_LEVEL,
             max_message_size=realtime_settings.MAX_FRAME_BYTES,
         )
+        # Inflating a client's message then needs no window kept between messages.
+        # A server may ask this of any client (RFC 7692 section 7.1.1.1); autobahn
+        # asks only a client that offered it.
+        accept.request_no_context_takeover = True
+        asyncio.get_running_loop().call_soon(_release_between_messages, protocol)
+        return accept
     return None
+
+
+def _release_between_messages(protocol: Any) -> None:
+    # Without context takeover either way, autobahn still keeps the last message's
+    # zlib objects (about 140 KiB for a compressor) until the next one: each is
+    # dropped once its message is done, so an idle socket holds none.
+    extension = protocol._perMessageCompress
+    if extension is None or not (
+        extension.server_no_context_takeover and extension.client_no_context_takeover
+    ):
+        return
+    end_compress = extension.end_compress_message
+    end_decompress = extension.end_decompress_message
+
+    def end_compress_message() -> bytes:
+        try:
+            data: bytes = end_compress()
+        finally:
+            extension._compressor = None
+        return data
+
+    def end_decompress_message() -> None:
+        try:
+            end_decompress()
+        finally:
+            extension._decompressor = None
+
+    extension.end_compress_message = end_compress_message
+    extension.end_decompress_message = end_decompress_message
+    extension._compressor = None  # only used within sendMessage, never in between
 
 
 @functools.cache

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import os
 import zlib
+from pathlib import Path
 
 import orjson
 import pytest
@@ -293,3 +294,44 @@ async def test_chromium_negotiates_and_reads_shared_frames(daphne, browser, kind
     compressed, _, message = await watcher.event("test.say")
     assert compressed and message["data"]["text"] == TEXT  # the frame Chromium read
     watcher.close()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def idle_kib_per_socket(server, offer: str | None, count: int) -> float:
+    """RSS added per idle socket that received its welcome, subscribed (a message
+    the server inflates) and was acknowledged."""
+    warm = await RawClient.open(server.port, offer=offer)
+    await warm.message()
+    await warm.subscribe("public.idle")
+    before = rss_kib(server.proc.pid)
+    clients = []
+    for _ in range(count):
+        client = await RawClient.open(server.port, offer=offer)
+        assert (client.extensions is not None) == (offer is not None)
+        clients.append(client)
+    for client in clients:
+        await client.message()  # rt.welcome
+        await client.subscribe("public.idle")
+    grown = (rss_kib(server.proc.pid) - before) / count
+    for client in [warm, *clients]:
+        client.close()
+    return grown
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_a_compressed_idle_socket_costs_about_what_a_plain_one_does(daphne, kind):
+    """No zlib state is kept per idle socket (a compressor with zlib's defaults
+    would add over 200 KiB each)."""
+    plain = await idle_kib_per_socket(start(daphne, kind, COMPRESSION=True), None, 300)
+    offer = "permessage-deflate; client_max_window_bits"
+    deflating = await idle_kib_per_socket(
+        start(daphne, kind, COMPRESSION=True), offer, 300
+    )
+    print(f"{kind}: {plain:.1f} KiB plain, {deflating:.1f} KiB deflating per socket")
+    assert deflating < plain + 8
