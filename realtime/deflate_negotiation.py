@@ -10,10 +10,10 @@ go out as the process's shared compressed frame (realtime.wire); the server's ow
 compression, now without a context per socket, is left to replies and pings.
 
 daphne (autobahn) refuses every offer by default; its protocol's
-``perMessageCompressionAccept`` is set here. uvicorn's ``websockets`` protocols keep
-a compressor per socket with context takeover (``--ws websockets``) or a 4 KiB window
-(``--ws websockets-sansio``); their extension is replaced (the sans-I/O protocol has
-answered the offer already: its answer, not yet sent, is made again). Other servers
+``perMessageCompressionAccept`` is set here. uvicorn's sans-I/O protocol (``--ws auto``
+or ``websockets-sansio``) keeps a compressor per socket; its extension is replaced (it
+has answered the offer already: its answer, not yet sent, is made again). Other
+servers, and uvicorn's legacy ``--ws websockets``, are left alone. Other servers
 are left alone.
 """
 
@@ -49,10 +49,10 @@ def negotiate(send: Callable) -> None:
             if factory is None:
                 return
             conn: Any = getattr(protocol, "conn", None)
+            # The sans-I/O protocol only: the legacy one (--ws websockets) has
+            # negotiated already, and its answer cannot be changed any more.
             if conn is not None and hasattr(conn, "available_extensions"):
                 _renegotiate(protocol, conn, factory)
-            elif hasattr(protocol, "available_extensions"):
-                protocol.available_extensions = [factory]  # legacy
     except Exception:  # a server version this was not written against
         logger.debug("permessage-deflate left to the server", exc_info=True)
 

@@ -39,6 +39,9 @@ TEXT = " ".join(
 def start(daphne, kind: str, **settings):
     if kind == "uvicorn":
         return daphne(server="uvicorn", args=UVICORN_SANSIO, **settings)
+    if kind == "uvicorn-legacy":  # --ws websockets: left to uvicorn
+        legacy = [*UVICORN_SANSIO[:3], "websockets", *UVICORN_SANSIO[4:]]
+        return daphne(server="uvicorn", args=legacy, **settings)
     return daphne(**settings)
 
 
@@ -190,7 +193,7 @@ async def test_small_events_and_replies_stay_readable(daphne, kind):
     client.close()
 
 
-@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn", "uvicorn-legacy"])
 async def test_a_deflating_client_library_reads_every_event(daphne, kind):
     """The websockets library (which offers permessage-deflate like browsers do)
     decodes events, replies and pings, many in a row."""
@@ -200,6 +203,10 @@ async def test_a_deflating_client_library_reads_every_event(daphne, kind):
     assert [type(e).__name__ for e in reader.ws.protocol.extensions] == [
         "PerMessageDeflate"
     ]
+    # Negotiated by realtime: the server keeps no context between messages (with
+    # --ws websockets, uvicorn's own negotiation and per-socket compression stay).
+    shared = reader.ws.protocol.extensions[0].remote_no_context_takeover
+    assert shared == (kind != "uvicorn-legacy")
     for client in (reader, writer):
         ack = await client.request("rt.subscribe", {"group": "public.lib"})
         assert ack["type"] == "rt.ack"
@@ -213,7 +220,7 @@ async def test_a_deflating_client_library_reads_every_event(daphne, kind):
     await writer.close()
 
 
-@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn", "uvicorn-legacy"])
 async def test_a_deflate_bomb_is_closed_with_1009(daphne, kind):
     """A compressed client message inflating past MAX_FRAME_BYTES is refused."""
     server = start(daphne, kind, COMPRESSION=True)
