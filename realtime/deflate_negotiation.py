@@ -25,10 +25,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from realtime.compression import MEM_LEVEL, WINDOW_BITS
+from realtime.compression import WINDOW_BITS
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
+# The servers' own compressor, made for each reply or ping (short frames): a quarter of
+# zlib's default hash memory (24 KiB in all instead of 144) is enough for them.
+REPLY_MEM_LEVEL = 4
 
 
 def negotiate(send: Callable) -> None:
@@ -109,7 +112,7 @@ def _accept_autobahn(protocol: Any, offers: list) -> Any:
             request_max_window_bits=WINDOW_BITS if offer.accept_max_window_bits else 0,
             no_context_takeover=True,
             window_bits=min(WINDOW_BITS, asked) if asked else WINDOW_BITS,
-            mem_level=MEM_LEVEL,
+            mem_level=REPLY_MEM_LEVEL,
             max_message_size=realtime_settings.MAX_FRAME_BYTES,
         )
         # Inflating a client's message then needs no window kept between messages.
@@ -123,7 +126,7 @@ def _accept_autobahn(protocol: Any, offers: list) -> Any:
 
 def _release_between_messages(protocol: Any) -> None:
     # Without context takeover either way, autobahn still keeps the last message's
-    # zlib objects (about 140 KiB for a compressor) until the next one: each is
+    # zlib objects until the next one: each is
     # dropped once its message is done, so an idle socket holds none.
     extension = protocol._perMessageCompress
     if extension is None or not (
@@ -149,6 +152,7 @@ def _release_between_messages(protocol: Any) -> None:
     extension.end_compress_message = end_compress_message
     extension.end_decompress_message = end_decompress_message
     extension._compressor = None  # only used within sendMessage, never in between
+    protocol.perMessageCompressionAccept = None  # negotiated: not needed any more
 
 
 @functools.cache
@@ -164,5 +168,5 @@ def _websockets_factory() -> Any:
         # The server may ask this of any client (RFC 7692 section 7.1.1.2).
         client_no_context_takeover=True,
         server_max_window_bits=WINDOW_BITS,
-        compress_settings={"memLevel": MEM_LEVEL},
+        compress_settings={"memLevel": REPLY_MEM_LEVEL},
     )
