@@ -342,3 +342,26 @@ async def test_a_compressed_idle_socket_costs_about_what_a_plain_one_does(daphne
     )
     print(f"{kind}: {plain:.1f} KiB plain, {deflating:.1f} KiB deflating per socket")
     assert deflating < plain + 8
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_a_client_asking_for_a_smaller_window_still_reads_every_event(
+    daphne, kind
+):
+    """The shared frames use a 4 KiB window: a client that allows the server less
+    gets the events compressed by the server itself, or plain, never frames it
+    cannot decode."""
+    server = start(daphne, kind, COMPRESSION=True)
+    offer = "permessage-deflate; server_max_window_bits=9; client_max_window_bits"
+    client = await RawClient.open(server.port, offer=offer)
+    assert (await client.message())[2]["type"] == "rt.welcome"
+    await client.subscribe("public.window")
+    client.send_json(
+        {"type": "test.say", "data": {"group": "public.window", "text": TEXT}}
+    )
+    _, raw, message = await client.event("test.say")
+    assert message["data"]["text"] == TEXT
+    if raw[0] & 0x40:  # compressed: the window the client allowed was respected
+        payload = raw[4:] if raw[1] & 0x7F == 126 else raw[2:]
+        zlib.decompressobj(-9).decompress(payload + b"\x00\x00\xff\xff")
+    client.close()
