@@ -5,8 +5,11 @@ per-message deflate on by default) on free ports, puts a byte-counting TCP relay
 front of each, subscribes one client to a group and has it broadcast ``-n`` chat-like
 events (each comes back as an ack plus the group event). Prints the bytes the server
 sent, per event, for a client that offers compression and one that does not.
+``--shared`` adds a run per server with REALTIME["COMPRESSION"] (each event compressed
+once per process, without context; uvicorn with ``--ws websockets-sansio``).
 
     .venv/bin/python benchmarks/compression.py -n 500
+    .venv/bin/python benchmarks/compression.py -n 500 --shared --min-bytes 0
     .venv/bin/python benchmarks/compression.py -n 50 --json   # used by the tests
 """
 
@@ -39,7 +42,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(kind: str, port: int, db: str) -> subprocess.Popen:
+def start_server(
+    kind: str, port: int, db: str, shared: bool = False, min_bytes: int = 256
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
@@ -49,6 +54,9 @@ def start_server(kind: str, port: int, db: str) -> subprocess.Popen:
         "RT_SET_BURST": "100000",
     }
     env.pop("PYTEST_CURRENT_TEST", None)
+    if shared:
+        env["RT_SET_COMPRESSION"] = "true"
+        env["RT_SET_COMPRESSION_MIN_BYTES"] = str(min_bytes)
     if kind == "uvicorn":
         cmd = [
             sys.executable,
@@ -59,7 +67,7 @@ def start_server(kind: str, port: int, db: str) -> subprocess.Popen:
             "--port",
             str(port),
             "--ws",
-            "websockets",
+            "websockets-sansio" if shared else "websockets",
             "--log-level",
             "warning",
             "tests.asgi:application",
@@ -176,17 +184,24 @@ async def measure(port: int, events: int, *, compress: bool) -> dict:
     }
 
 
-async def run(events: int) -> dict:
+async def run(events: int, shared: bool = False, min_bytes: int = 256) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "db.sqlite3")
-        for kind in ("daphne", "uvicorn"):
+        runs = [(kind, False) for kind in ("daphne", "uvicorn")]
+        if shared:
+            runs += [(kind, True) for kind in ("daphne", "uvicorn")]
+        for kind, compressing in runs:
             port = free_port()
-            proc = start_server(kind, port, db)
+            proc = start_server(kind, port, db, compressing, min_bytes)
             try:
-                for compress in (False, True):
-                    key = f"{kind}-{'deflate' if compress else 'plain'}"
-                    results[key] = await measure(port, events, compress=compress)
+                for compress in (False, True) if not compressing else (True,):
+                    mode = (
+                        "shared" if compressing else "deflate" if compress else "plain"
+                    )
+                    results[f"{kind}-{mode}"] = await measure(
+                        port, events, compress=compress
+                    )
             finally:
                 proc.terminate()
                 proc.wait(10)
@@ -197,8 +212,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=500, help="events per run")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--shared", action="store_true", help="also with REALTIME['COMPRESSION']"
+    )
+    parser.add_argument(
+        "--min-bytes", type=int, default=256, help="COMPRESSION_MIN_BYTES (--shared)"
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.n))
+    results = asyncio.run(run(args.n, args.shared, args.min_bytes))
     if args.json:
         print(json.dumps(results))
         return
@@ -209,7 +230,8 @@ def main() -> None:
     for key, r in results.items():
         kind, mode = key.split("-")
         print(
-            f"| {kind} | {'yes' if mode == 'deflate' else 'no'} | "
+            f"| {kind}{' (COMPRESSION)' if mode == 'shared' else ''} | "
+            f"{'no' if mode == 'plain' else 'yes'} | "
             f"{', '.join(r['extensions']) or 'none'} | {r['payload_bytes_per_event']} | "
             f"{r['wire_bytes_per_event']} |"
         )

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import queue
+import random
 import shutil
 import socket
 import subprocess
@@ -93,6 +94,7 @@ class Result:
     max_ms: float = math.nan
     cpu_us: float = math.nan
     client_cpu_s: float = 0.0
+    wire_bytes: float = math.nan
     window_s: float = 0.0
     drained: bool = False
 
@@ -153,8 +155,16 @@ def flush_redis(url: str) -> None:
     client.close()
 
 
+# --deflate and --payload, set once by main() (servers and publisher read them).
+DEFLATE = "off"
+PAYLOAD = 0
+
+
 def env_for(app: str, redis_url: str, layer: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if DEFLATE == "shared":
+        env["BENCH_COMPRESSION"] = "1"  # REALTIME["COMPRESSION"]
+    env["BENCH_PAYLOAD"] = str(PAYLOAD)
     env["DJANGO_SETTINGS_MODULE"] = f"{APPS[app]}.settings"
     env["BENCH_REDIS_URL"], env["BENCH_LAYER"] = redis_url, layer
     env["PYTHONPATH"] = os.pathsep.join(
@@ -345,6 +355,7 @@ def run_stack(
                 "group": GROUP,
                 "events": scenario.events,
                 "concurrency": 50,
+                "deflate": DEFLATE != "off",
             }
             offset += count
             clients.append(Client(cfg))
@@ -371,6 +382,7 @@ def run_stack(
         result.drained = all(s is not None for s in stats)
         stop_at = time.time()
         cpu_after = sum(cpu_seconds(pid) for pid in pids)
+        wire = 0
         for i, client in enumerate(clients):
             if stats[i] is None:
                 client.command("report")
@@ -388,6 +400,7 @@ def run_stack(
         result.dups += s.get("dups", 0)
         result.reordered += s.get("reordered", 0)
         result.client_cpu_s += s.get("cpu_s", 0.0)
+        wire += s.get("bytes", 0)
         for code, n in s.get("closes", {}).items():
             result.closed[code] = result.closed.get(code, 0) + n
         for bucket, n in s.get("hist", []):
@@ -398,6 +411,7 @@ def run_stack(
     end = last if result.drained else stop_at
     result.window_s = max(end - report["start"], 1e-3)
     result.per_s = result.deliveries / result.window_s
+    result.wire_bytes = wire / max(result.deliveries, 1)
     result.p50_ms = percentile(hist, scale, 0.50)
     result.p99_ms = percentile(hist, scale, 0.99)
     result.max_ms = percentile(hist, scale, 1.0)
@@ -483,6 +497,7 @@ ROWS = [
     ("server CPU ms per connection setup", "setup_cpu_ms", 2, True),
     ("idle RSS per connection KB", "rss_per_conn_kb", 1, True),
     ("load client CPU s", "client_cpu_s", 1, True),
+    ("bytes read per delivery (handshakes included)", "wire_bytes", 1, True),
 ]
 
 
@@ -538,11 +553,25 @@ def publisher_main(args: argparse.Namespace) -> None:
 
     sys.path.insert(0, str(ROOT))
     django.setup()
+    # --payload: chat-like text of about that many bytes (words drawn at random,
+    # so the text never repeats and compresses as real text does).
+    words = sorted({w for w in (ROOT / "README.md").read_text().split() if w.isalpha()})
+    rng = random.Random(42)
+
+    def text() -> str:
+        out: list[str] = []
+        while sum(len(w) + 1 for w in out) < PAYLOAD:
+            out.append(rng.choice(words))
+        return " ".join(out)
+
     if args.app == "realtime":
         import realtime
 
         def send(n: int) -> None:
-            realtime.notify(args.group, "bench.tick", {"n": n, "t": time.time()})
+            data = {"n": n, "t": time.time()}
+            if PAYLOAD:
+                data["text"] = text()
+            realtime.notify(args.group, "bench.tick", data)
 
     else:
         import asyncio
@@ -604,13 +633,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--recovery", type=int, default=1000, help="missed events (0: skip)"
     )
+    parser.add_argument(
+        "--deflate",
+        choices=["off", "server", "shared"],
+        default=os.environ.get("BENCH_DEFLATE", "off"),
+        help="load clients offer permessage-deflate: compressed by the server per "
+        "socket (server) or once per event (shared: REALTIME['COMPRESSION'])",
+    )
+    parser.add_argument(
+        "--payload",
+        type=int,
+        default=int(os.environ.get("BENCH_PAYLOAD", "0")),
+        help="bytes of chat-like text in each event",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the server logs")
     return parser.parse_args()
 
 
 def main() -> None:
+    global DEFLATE, PAYLOAD
     args = parse_args()
+    DEFLATE, PAYLOAD = args.deflate, args.payload
     if args.command == "publish":
         publisher_main(args)
         return

@@ -67,6 +67,8 @@ function report() {
       hist: sparse,
       scale: SCALE,
       cpu_s: (usage.user + usage.system) / 1e6,
+      // Bytes read from the servers by every socket (handshakes included).
+      bytes: conns.reduce((sum, c) => sum + (c.ws._socket ? c.ws._socket.bytesRead : c.bytes || 0), 0),
     },
   });
 }
@@ -74,9 +76,9 @@ function report() {
 function open(i) {
   return new Promise((resolve) => {
     const url = cfg.urls[(cfg.offset + i) % cfg.urls.length];
-    // No compression: servers differ in what they negotiate, and it is not what
-    // the benchmark measures.
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    // No compression unless asked (--deflate): then the client offers
+    // permessage-deflate as browsers do ("client_max_window_bits").
+    const ws = new WebSocket(url, { perMessageDeflate: cfg.deflate ? {} : false });
     const conn = { ws, seen: new Uint8Array(M), last: -1, ready: false };
     conns.push(conn);
     let settled = false;

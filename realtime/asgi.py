@@ -16,6 +16,7 @@ from channels.routing import URLRouter
 from django.core.checks import Warning
 
 from realtime.backends.connections import ALTERNATIVE, configured_servers, diagnose
+from realtime.deflate_negotiation import negotiate
 from realtime.origins import header, normalize_origin, origin_allowed
 from realtime.settings import describe_allowed_origins, realtime_settings
 
@@ -111,6 +112,8 @@ class OriginValidator:
         if scope["type"] == "websocket":
             if not _server_checked:
                 check_server_limit(send)
+            if realtime_settings.COMPRESSION:
+                negotiate(send)
             if await cluster_refusal():
                 return await deny(receive, send)
             origin = header(scope, b"origin")

@@ -11,8 +11,10 @@ from typing import Any
 
 import orjson
 
+from realtime import compression
 from realtime.frames import EventFrame
 from realtime.schema import registry as events
+from realtime.settings import realtime_settings
 from realtime.transport.frames import text_frame
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ class Event:
     """One event as the hub received it; variants for older clients are cached."""
 
     __slots__ = (
+        "_deflated",
         "_variants",
         "arrival",
         "epoch",
@@ -50,6 +53,19 @@ class Event:
         # The sender of an ephemeral client event does not get its own echo.
         self.exclude: str | None = message.get("exclude")
         self._variants: dict[int, str | None] | None = None
+        self._deflated: bytes | bool | None = False  # False: not compressed yet
+
+    # -- permessage-deflate (realtime.compression) --------------------------------
+    def deflated_frame(self) -> bytes | None:
+        """The compressed frame for sockets that negotiated the shared compression,
+        made on first use, once per process; None: send the plain frame."""
+        deflated = self._deflated
+        if deflated is False:
+            deflated = self._deflated = compression.deflated_text_frame(
+                self.text.encode(),
+                realtime_settings.COMPRESSION_MIN_BYTES,
+            )
+        return deflated  # type: ignore[return-value]
 
     def text_for(self, version: int | None) -> str | None:
         """The frame for a client that understands ``version`` (None: skip)."""

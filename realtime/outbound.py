@@ -121,7 +121,11 @@ class Outbox:
             await self.send_frame({"type": "rt.ack", "id": id, "data": data})
 
     def write(
-        self, text: str, message: dict | None = None, frame: bytes | None = None
+        self,
+        text: str,
+        message: dict | None = None,
+        frame: bytes | None = None,
+        deflated: Callable[[], bytes | None] | None = None,
     ) -> bool:
         """Hand ``text`` to the server now, in order; True when the client is too slow.
 
@@ -131,7 +135,8 @@ class Outbox:
         it, so one slow socket never holds up the fan-out to the others. Queued
         bytes count as unacknowledged, so MAX_PENDING_BYTES bounds the queue.
         ``message`` and ``frame`` are the event's shared ASGI message and
-        WebSocket frame, built once per process.
+        WebSocket frame, built once per process; ``deflated`` makes (once per
+        process) its compressed frame, for sockets that negotiated it.
         """
         state = self.state
         if state is CLOSED:
@@ -141,7 +146,7 @@ class Outbox:
             message = {"type": "websocket.send", "text": text}
         if self.writer is not None:
             self._queue.append(message)  # type: ignore[union-attr]
-        elif frame is None or not self._write_frame(frame):
+        elif frame is None or not self._write_frame(frame, deflated):
             self._flush_held()
             send = self.send(message)
             try:
@@ -173,12 +178,18 @@ class Outbox:
             return self.write(self._next_ping())
         return False
 
-    def _write_frame(self, frame: bytes) -> bool:
+    def _write_frame(
+        self, frame: bytes, deflated: Callable[[], bytes | None] | None = None
+    ) -> bool:
         # A group event's frame, built once per process: on daphne it goes straight
         # to the transport (realtime.transport).
-        if self._direct is None:
-            self._direct = transport.frame_writer(self.send)
-        return self._direct(frame)
+        direct = self._direct
+        if direct is None:
+            direct = self._direct = transport.frame_writer(self.send)
+        # -- shared permessage-deflate (realtime.compression) --
+        if deflated is not None and direct.deflate:
+            frame = deflated() or frame
+        return direct(frame)
 
     def _flush_held(self) -> None:
         # Frames the direct writer holds until the end of the loop turn leave before

@@ -92,6 +92,12 @@ DEFAULTS: dict[str, Any] = {
     # Group events written as ready-made frames to daphne's and uvicorn's sockets
     # (realtime.transport); False: every frame goes through the server's ASGI send.
     "DIRECT_WRITES": True,
+    # permessage-deflate negotiated for daphne and uvicorn so that each group event
+    # is compressed once per process, and the same bytes go to every socket that
+    # negotiated it (realtime.compression); events shorter than
+    # COMPRESSION_MIN_BYTES go uncompressed.
+    "COMPRESSION": False,
+    "COMPRESSION_MIN_BYTES": 256,
     # Seconds between checks that each history group's position on this process
     # matches the backend's (a gap nothing revealed is repaired from history), and
     # between checks that the layer's Redis servers have not restarted. 0: off.
@@ -193,6 +199,8 @@ TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "HISTORY_TTL": ("an integer >= 0 (seconds)", _integer),
     "HISTORY_EPOCH_TTL": ("an integer >= 0 (seconds)", _integer),
     "HUB_CAPACITY": ("an integer >= 0 (messages)", _integer),
+    "COMPRESSION": _BOOL,
+    "COMPRESSION_MIN_BYTES": ("an integer >= 0 (bytes)", _integer),
     "POSITION_CHECK_INTERVAL": _NUMBER,
     "PRESENCE_GROUPS": _GLOBS,
     "USER_GROUP": _STRING,

@@ -33,7 +33,11 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1")]},
     }
 }
-REALTIME = {"PRESENCE_GROUPS": []}
+REALTIME = {
+    "PRESENCE_GROUPS": [],
+    # fanout.py --deflate shared: each event compressed once per process.
+    "COMPRESSION": bool(os.environ.get("BENCH_COMPRESSION")),
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

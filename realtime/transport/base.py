@@ -32,6 +32,10 @@ class FrameWriter:
 
     __slots__ = ()
 
+    #: The connection takes this process's shared compressed frames
+    #: (realtime.compression).
+    deflate = False
+
     def __call__(self, frame: bytes) -> bool:
         """Take ``frame`` and return True, or False when it must go through the
         ASGI send."""
@@ -61,11 +65,14 @@ ASGI_SEND = AsgiSend()
 class DirectWriter(FrameWriter):
     """Writes frames to one connection's transport, once per loop turn."""
 
-    __slots__ = ("loop", "pending", "protocol")
+    __slots__ = ("deflate", "loop", "pending", "protocol")
 
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.protocol, self.loop = protocol, loop
         self.pending: list[bytes] | None = None
+        # Set by the server's writer when the connection negotiated the shared
+        # compression (realtime.deflate_negotiation).
+        self.deflate = False
 
     def writable(self, frame: bytes) -> bool:
         """The server would write exactly ``frame`` to the transport now."""

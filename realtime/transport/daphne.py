@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from realtime import compression
 from realtime.transport.base import DirectWriter
 from realtime.transport.versions import out_of_range
 
@@ -77,7 +78,8 @@ class DaphneWriter(DirectWriter):
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, loop)
         self.open_state = protocol.STATE_OPEN
-        protocol.send_queue, protocol._perMessageCompress  # noqa: B018
+        protocol.send_queue  # noqa: B018
+        self.deflate = compression.shared_frames_allowed(protocol._perMessageCompress)
         sizes = (protocol.autoFragmentSize, protocol.maxMessagePayloadSize, 1 << 62)
         self.limit = min(size for size in sizes if size > 0)
         self.tcp = _tcp_connection()
@@ -89,7 +91,9 @@ class DaphneWriter(DirectWriter):
         return (
             protocol.state == self.open_state
             and not protocol.send_queue
-            and protocol._perMessageCompress is None
+            # Negotiated by realtime.deflate_negotiation: plain and shared
+            # compressed frames leave autobahn's compressor untouched.
+            and (protocol._perMessageCompress is None or self.deflate)
             # Empty: daphne sends nothing. Longer than the limit: autobahn fragments
             # (the payload is shorter than the frame: conservative).
             and 2 < len(frame) <= self.limit

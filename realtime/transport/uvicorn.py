@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from realtime import compression
 from realtime.transport.base import DirectWriter
 from realtime.transport.versions import out_of_range
 
@@ -59,7 +60,11 @@ class UvicornWriter(DirectWriter):
     ) -> None:
         super().__init__(protocol, loop)
         self.open_state = open_state
-        protocol.conn.extensions, protocol.writable, protocol.transport  # noqa: B018
+        protocol.writable, protocol.transport  # noqa: B018
+        extensions = protocol.conn.extensions
+        self.deflate = bool(extensions) and all(
+            compression.shared_frames_allowed(extension) for extension in extensions
+        )
 
     def writable(self, frame: bytes) -> bool:
         protocol = self.protocol
@@ -71,7 +76,7 @@ class UvicornWriter(DirectWriter):
             and protocol.initial_response is None
             and protocol.writable.is_set()  # else flow control: the ASGI send waits
             and conn.state is self.open_state
-            and not conn.extensions  # permessage-deflate
+            and (not conn.extensions or self.deflate)  # see DaphneWriter
             and not conn.expect_continuation_frame
         )
 
