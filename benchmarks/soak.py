@@ -110,6 +110,8 @@ def leftover_keys(redis_url: str) -> list[str]:
             continue
         if name.startswith("rt:proc:") or name == "rt:pgroups":
             continue  # process heartbeats expire; the presence index is swept
+        if name == "rt:reign":
+            continue  # one small marker per server: whose writes history holds
         if ":group:realtime-probe." in name:
             continue  # a live process's delivery probe, left when it stops
         if name.startswith("rt:pc:") and store.zcard(key) == 0:
