@@ -114,9 +114,17 @@ async def test_follow_room_prints_messages_posted_by_others(tmp_path):
         assert follower.stdout is not None
         first = await asyncio.wait_for(asyncio.to_thread(follower.stdout.readline), 30)
         assert first.strip() == "Following #lobby as bob", first
-        async with RealtimeClient(url, token=alice_token) as alice:
-            await alice.subscribe("room.lobby")
-            await alice.request("chat.message", {"room": "lobby", "text": "hi bob"})
+
+        async def post() -> None:
+            async with RealtimeClient(url, token=alice_token) as alice:
+                await alice.subscribe("room.lobby")
+                await alice.request("chat.message", {"room": "lobby", "text": "hi bob"})
+
+        try:
+            await asyncio.wait_for(post(), 60)
+        except TimeoutError:
+            log = (tmp_path / "daphne.log").read_text(errors="replace")
+            pytest.fail(f"alice could not post within 60 s; server log:\n{log[-4000:]}")
         rest = await asyncio.wait_for(asyncio.to_thread(follower.stdout.read), 30)
         assert rest.strip() == "[lobby] alice: hi bob", rest
         assert follower.wait(10) == 0
