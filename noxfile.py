@@ -67,6 +67,8 @@ SUBSET_DEPS = [
     "jsonschema>=4.18",
     "hypothesis>=6.100",
     "httpx>=0.27",
+    # realtime.collab (its optional extra), imported by the tests that walk the package
+    "pycrdt>=0.14,<0.15",
     "build>=1.2",
     "setuptools>=61",
     "wheel>=0.40",
