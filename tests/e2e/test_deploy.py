@@ -19,6 +19,7 @@ import sys
 
 import httpx
 import pytest
+import trustme
 from django.core.management import call_command
 
 from realtime import status
@@ -66,7 +67,6 @@ def e2e_env(e2e_db, **extra):
 async def test_wss_through_daphne_with_a_trustme_certificate(
     processes, e2e_db, e2e_users, tmp_path
 ):
-    trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     key_path, cert_path = tmp_path / "server.key", tmp_path / "server.pem"
