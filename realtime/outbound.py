@@ -22,6 +22,7 @@ from typing import Any
 from realtime import exceptions as exc
 from realtime import metrics, status, transport
 from realtime.encoding import dumps
+from realtime.live import Event
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Outbox:
         text: str,
         message: dict | None = None,
         frame: bytes | None = None,
-        deflated: Callable[[], bytes | None] | None = None,
+        event: Event | None = None,
     ) -> bool:
         """Hand ``text`` to the server now, in order; True when the client is too slow.
 
@@ -135,7 +136,7 @@ class Outbox:
         it, so one slow socket never holds up the fan-out to the others. Queued
         bytes count as unacknowledged, so MAX_PENDING_BYTES bounds the queue.
         ``message`` and ``frame`` are the event's shared ASGI message and
-        WebSocket frame, built once per process; ``deflated`` makes (once per
+        WebSocket frame, built once per process; ``event`` makes (once per
         process) its compressed frame, for sockets that negotiated it.
         """
         state = self.state
@@ -146,7 +147,7 @@ class Outbox:
             message = {"type": "websocket.send", "text": text}
         if self.writer is not None:
             self._queue.append(message)  # type: ignore[union-attr]
-        elif frame is None or not self._write_frame(frame, deflated):
+        elif frame is None or not self._write_frame(frame, event):
             self._flush_held()
             send = self.send(message)
             try:
@@ -178,17 +179,17 @@ class Outbox:
             return self.write(self._next_ping())
         return False
 
-    def _write_frame(
-        self, frame: bytes, deflated: Callable[[], bytes | None] | None = None
-    ) -> bool:
+    def _write_frame(self, frame: bytes, event: Event | None = None) -> bool:
         # A group event's frame, built once per process: on daphne it goes straight
         # to the transport (realtime.transport).
         direct = self._direct
         if direct is None:
             direct = self._direct = transport.frame_writer(self.send)
         # -- shared permessage-deflate (realtime.compression) --
-        if deflated is not None and direct.deflate:
-            frame = deflated() or frame
+        # The event, not its bound method, is passed: nothing is made per socket
+        # unless the connection negotiated the shared compression.
+        if event is not None and direct.deflate:
+            frame = event.deflated_frame() or frame
         return direct(frame)
 
     def _flush_held(self) -> None:

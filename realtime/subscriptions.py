@@ -231,9 +231,7 @@ class Subscriptions(Mapping[str, Subscription]):
         else:
             # One ASGI message and one frame per event per process: servers only
             # read the message, and the frame is the same bytes on every socket.
-            too_slow = outbox.write(
-                event.text, event.message, event.frame, event.deflated_frame
-            )
+            too_slow = outbox.write(event.text, event.message, event.frame, event)
         if too_slow:
             outbox.too_slow()
 
