@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.npm import tsc_strict
 from tests.support.processes import ROOT
 from tests.support.servers import django_shell
 
@@ -212,24 +213,5 @@ def test_no_retry_after_4401_and_4403(daphne, e2e_users):
 
 def test_types_compile(npm_tools):
     """realtime.d.ts type-checks a typical use under tsc --strict."""
-    done = subprocess.run(
-        [
-            str(npm_tools / ".bin/tsc"),
-            "--noEmit",
-            "--strict",
-            "--module",
-            "nodenext",
-            "--moduleResolution",
-            "nodenext",
-            "--target",
-            "es2022",
-            "--lib",
-            "es2022,dom",
-            str(JS / "types_check.ts"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = tsc_strict(npm_tools, str(JS / "types_check.ts"), ROOT)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.npm import tsc_strict
 from tests.support.processes import ROOT
 
 STATIC = ROOT / "realtime/static/realtime"
@@ -62,26 +63,7 @@ def tsc(npm_tools: Path, folder: Path, source: str) -> subprocess.CompletedProce
         (folder / "node_modules").symlink_to(npm_tools)
     (folder / "package.json").write_text('{"type": "module"}')
     (folder / "check.ts").write_text(source)
-    return subprocess.run(
-        [
-            str(npm_tools / ".bin/tsc"),
-            "--noEmit",
-            "--strict",
-            "--module",
-            "nodenext",
-            "--moduleResolution",
-            "nodenext",
-            "--target",
-            "es2022",
-            "--lib",
-            "es2022,dom",
-            "check.ts",
-        ],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return tsc_strict(npm_tools, "check.ts", folder)
 
 
 def test_a_typical_use_compiles(npm_tools, tmp_path):

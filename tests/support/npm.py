@@ -47,3 +47,30 @@ def npm_tools():
         )
         marker.touch()
     return NPM_DIR / "node_modules"
+
+
+def tsc_strict(
+    npm_tools: Path, source: Path | str, cwd: Path
+) -> subprocess.CompletedProcess:
+    """Type-check ``source`` (relative to ``cwd``) with tsc --strict, as a browser
+    module: what the declarations shipped with realtime.js must pass."""
+    return subprocess.run(
+        [
+            str(npm_tools / ".bin/tsc"),
+            "--noEmit",
+            "--strict",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+            "--target",
+            "es2022",
+            "--lib",
+            "es2022,dom",
+            str(source),
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from realtime.exports import typescript
+from tests.support.npm import tsc_strict
 from tests.support.processes import ROOT
 
 CLIENT = ROOT / "realtime" / "static" / "realtime" / "realtime.js"
@@ -102,26 +103,7 @@ def compile_app(
     (directory / "events.d.ts").write_text(events or typescript.build())
     client = os.path.relpath(CLIENT, directory)
     (directory / "app.ts").write_text(source.replace("{client}", client))
-    return subprocess.run(
-        [
-            str(tsc),
-            "--noEmit",
-            "--strict",
-            "--module",
-            "nodenext",
-            "--moduleResolution",
-            "nodenext",
-            "--target",
-            "es2022",
-            "--lib",
-            "es2022,dom",
-            "app.ts",
-        ],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return tsc_strict(Path(tsc).parent.parent, "app.ts", directory)
 
 
 def test_typed_app_compiles(npm_tools, tmp_path):
