@@ -60,6 +60,9 @@ from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
 
+# Sent as it is when a shard does not know the script yet.
+_DELIVER_SCRIPT = DELIVER.encode()
+
 # Calls per pipelined round trip in send_many(): large enough that a loop of
 # notify() calls pays a few round trips, small enough to bound the memory of one.
 PIPELINE = 500
@@ -157,7 +160,7 @@ class FastPath:
         args = self._arguments(group, type, v, prefix, suffix, text)
         seq, over, *others = self._call(self._fixed[group, type, v][-1], args)
         for shard, command in self._deliveries(others, args[9]):
-            over += self._evalsha(shard, DELIVER_SHA, DELIVER.encode(), command)[1]
+            over += self._evalsha(shard, DELIVER_SHA, _DELIVER_SCRIPT, command)[1]
         return self._sent(group, seq, over)
 
     def send_many(self, calls: list[dict[str, Any]]) -> list[Any]:
