@@ -16,6 +16,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -118,6 +119,39 @@ async def test_wss_through_daphne_with_a_trustme_certificate(
         await Client.open(
             f"wss://127.0.0.1:{port}/ws/", ssl=ssl.create_default_context()
         )
+
+
+def listen_queue(port: int) -> int:
+    """The accept-queue size the kernel holds for a listening TCP port (``ss``'s
+    Send-Q column of a listening socket)."""
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out, f"nothing listens on {port}"
+    return int(out[2])
+
+
+def test_daphne_listens_with_the_documented_queue(processes, e2e_db, tmp_path):
+    # The command of docs/deploying.md, "Listen queue", beside daphne's -b/-p.
+    text = (ROOT / "docs" / "deploying.md").read_text()
+    assert "daphne -e tcp:port=8001:interface=127.0.0.1:backlog=4096" in text
+    wide, default = free_port(), free_port()
+    daphne, app = str(Path(sys.executable).parent / "daphne"), "tests.asgi:application"
+    processes(
+        [daphne, "-e", f"tcp:port={wide}:interface=127.0.0.1:backlog=4096", app],
+        env=e2e_env(e2e_db),
+        port=wide,
+        log=tmp_path / "daphne-backlog.log",
+    )
+    processes(
+        [daphne, "-b", "127.0.0.1", "-p", str(default), app],
+        env=e2e_env(e2e_db),
+        port=default,
+        log=tmp_path / "daphne-default.log",
+    )
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert listen_queue(wide) == min(4096, somaxconn)
+    assert listen_queue(default) == 50
 
 
 def _compression_module():
