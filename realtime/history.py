@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -33,10 +34,117 @@ def _forget(**kwargs: Any) -> None:
 setting_changed.connect(_forget)
 
 
-async def read_since(group: str, since: int, epoch: str | None) -> HistoryRead:
-    """Frames of ``group`` after ``since`` (see BaseBackend.since)."""
-    return await get_backend().since(group, since, epoch)
-
-
 async def position(group: str) -> tuple[int, str | None]:
     return await get_backend().position(group)
+
+
+#: ``since`` of a read that only wants the group's position.
+POSITION = 2**53
+
+
+class TurnReads:
+    """The subscribes of one loop turn to one group share one history read.
+
+    When a process takes in many clients at once (a deploy's reconnect storm, a
+    page everyone opens), each subscribe used to cost a Redis round trip of its own,
+    and as many pooled connections as were in flight. Here the first subscribe of a
+    group in a loop turn starts a read that runs at the next turn, from the smallest
+    ``since`` asked for; each subscriber gets what its own read would have returned.
+    Every subscriber joined the group before asking, and the read is sent after
+    that, so it covers everything the subscriber's own read would have covered.
+    """
+
+    __slots__ = ("_open",)
+
+    def __init__(self) -> None:
+        self._open: dict[str, list[tuple[int, str | None, asyncio.Future]]] = {}
+
+    async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
+        """What ``get_backend().since(group, since, epoch)`` returns, shared."""
+        future = asyncio.get_running_loop().create_future()
+        waiters = self._open.get(group)
+        if waiters is None:
+            waiters = self._open[group] = []
+            _keep(asyncio.ensure_future(self._read(group, waiters)))
+        waiters.append((since, epoch, future))
+        return await future
+
+    async def position(self, group: str) -> tuple[int, str | None]:
+        read = await self.since(group, POSITION, None)
+        return read.seq, read.epoch
+
+    async def _read(
+        self, group: str, waiters: list[tuple[int, str | None, asyncio.Future]]
+    ) -> None:
+        # From here on the batch is closed: a later subscribe joined after this
+        # read was sent and needs a read of its own.
+        if self._open.get(group) is waiters:
+            del self._open[group]
+        first = min(since for since, _, _ in waiters)
+        backend = get_backend()
+        try:
+            if first == POSITION:
+                seq, epoch = await backend.position(group)
+                read = HistoryRead(seq=seq, epoch=epoch, recovered=False)
+            else:
+                read = await backend.since(group, first, None)
+        except BaseException as error:
+            for _, _, future in waiters:
+                if not future.done():
+                    if isinstance(error, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for since, epoch, future in waiters:
+            if future.done():  # its connection went away meanwhile
+                continue
+            found = _derive(read, first, since, epoch)
+            if found is None:
+                _own_read(future, group, since, epoch)
+            else:
+                future.set_result(found)
+
+
+def _derive(
+    read: HistoryRead, first: int, since: int, epoch: str | None
+) -> HistoryRead | None:
+    """The read from ``since`` and ``epoch``, out of ``read`` (from ``first`` with
+    no epoch); None when it cannot tell (history trimmed past ``first``)."""
+    if read.epoch is None:
+        return HistoryRead(seq=0, epoch=None, recovered=since == 0)
+    if read.recovered or since == first or since > read.seq:
+        # Recovered from ``first`` means the log holds every seq after it, hence
+        # after ``since`` too; otherwise only the same ``since`` (or one past the
+        # position) is known to fail the same way.
+        ok = read.recovered and epoch in (None, read.epoch) and since <= read.seq
+        frames = [frame for frame in read.frames if frame[0] > since] if ok else []
+        return HistoryRead(frames=frames, seq=read.seq, epoch=read.epoch, recovered=ok)
+    return None
+
+
+def _own_read(
+    future: asyncio.Future, group: str, since: int, epoch: str | None
+) -> None:
+    async def read() -> None:
+        try:
+            found = await get_backend().since(group, since, epoch)
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+            return
+        if not future.done():
+            future.set_result(found)
+
+    _keep(asyncio.ensure_future(read()))
+
+
+def _keep(task: asyncio.Future) -> None:
+    # The loop holds tasks weakly: a read nobody references could vanish mid-way.
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+_running: set[asyncio.Future] = set()

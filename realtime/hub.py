@@ -66,6 +66,8 @@ class Hub:
         self.arrivals = 0  # events dispatched so far (Event.arrival)
         # History reads shared by the sockets that found the same gap in one turn.
         self._reads: dict[tuple[str, int, str | None], _Read] = {}
+        # And those of the subscribes of one loop turn, one per group.
+        self.subscribe_reads = history.TurnReads()
         # Each history group's position at the previous check (see _positions).
         self._positions: dict[str, tuple[str, int]] = {}
         self._warned: dict[tuple[str, str], float] = {}

@@ -137,10 +137,10 @@ class Subscriptions(Mapping[str, Subscription]):
         try:
             if history.keeps_history(group):
                 if since is None:
-                    seq, current_epoch = await history.position(group)
+                    seq, current_epoch = await self.hub.subscribe_reads.position(group)
                     recovered = True
                 else:
-                    read = await history.read_since(group, since, epoch)
+                    read = await self.hub.subscribe_reads.since(group, since, epoch)
                     seq, current_epoch = read.seq, read.epoch
                     recovered, replay = read.recovered, read.frames
             else:
@@ -241,7 +241,8 @@ class Subscriptions(Mapping[str, Subscription]):
         """Start ``sub`` (joined, holding events) at its group's current position."""
         if history.keeps_history(sub.group):
             try:
-                sub.last_seq, sub.epoch = await history.position(sub.group)
+                reads = self.hub.subscribe_reads
+                sub.last_seq, sub.epoch = await reads.position(sub.group)
             except unreachable() as error:
                 logger.warning("position of %s unknown: %r", sub.group, error)
                 sub.last_seq = -1  # the first event tells
