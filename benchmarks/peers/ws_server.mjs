@@ -55,7 +55,11 @@ wss.on("connection", (ws) => {
       return ws.close(1003, "not JSON");
     }
     if (frame.type === "subscribe" && typeof frame.group === "string") {
-      await join(ws, frame.group);
+      try {
+        await join(ws, frame.group);
+      } catch {
+        return ws.close(1011, "redis unavailable");
+      }
       ws.send(JSON.stringify({ type: "ack", group: frame.group }));
     }
   });
