@@ -5,13 +5,17 @@ N WebSocket clients in several Node processes (``ws``, see fanout_client.mjs) al
 subscribed to one group, and publishes M events at R events/s with ``notify()`` from
 a separate process. The same scenario then runs against the baseline: a plain
 Channels ``AsyncJsonWebsocketConsumer`` (``group_add`` + ``group_send``, channels-redis
-defaults, benchmarks/baseline_app). Only 127.0.0.1 is used; every phase has a deadline.
+defaults, benchmarks/baseline_app). ``--peers`` adds other stacks doing the same job:
+python-socketio with its Redis manager behind uvicorn (benchmarks/peers/socketio_app.py)
+and a hand-written Node ``ws`` server on Redis pub/sub (benchmarks/peers/ws_server.mjs).
+Only 127.0.0.1 is used; every phase has a deadline.
 
 Usage (after the README install; ``npm ci --prefix benchmarks`` runs by itself)::
 
     .venv/bin/python benchmarks/fanout.py                      # all scenarios
     .venv/bin/python benchmarks/fanout.py --scenarios 1k --server uvicorn
     .venv/bin/python benchmarks/fanout.py --connections 200 --rate 20 --duration 2
+    .venv/bin/python benchmarks/fanout.py --scenarios 1k --peers socketio,node
 
 See docs/benchmarks.md for what each figure means and the results.
 """
@@ -43,6 +47,11 @@ APPS = {
     "realtime": "benchmarks.realtime_app",
     "baseline": "benchmarks.baseline_app",
 }
+# Peers run on their own servers whatever --server says: name -> column title.
+PEERS = {
+    "socketio": "python-socketio (uvicorn)",
+    "node": "node ws",
+}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -71,7 +80,7 @@ SCENARIOS = {
 @dataclass
 class Stack:
     name: str
-    app: str  # key of APPS
+    app: str  # key of APPS or PEERS
     layer: str  # pubsub | core
 
 
@@ -165,7 +174,9 @@ def env_for(app: str, redis_url: str, layer: str) -> dict[str, str]:
     if DEFLATE == "shared":
         env["BENCH_COMPRESSION"] = "1"  # REALTIME["COMPRESSION"]
     env["BENCH_PAYLOAD"] = str(PAYLOAD)
-    env["DJANGO_SETTINGS_MODULE"] = f"{APPS[app]}.settings"
+    if app in APPS:
+        env["DJANGO_SETTINGS_MODULE"] = f"{APPS[app]}.settings"
+    env["REDIS_URL"] = redis_url  # the peers'
     env["BENCH_REDIS_URL"], env["BENCH_LAYER"] = redis_url, layer
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), env.get("PYTHONPATH")])
@@ -177,18 +188,27 @@ def env_for(app: str, redis_url: str, layer: str) -> dict[str, str]:
 def start_servers(
     stack: Stack, server: str, count: int, redis_url: str, logs: Path
 ) -> list[tuple[subprocess.Popen, int]]:
-    target = f"{APPS[stack.app]}.asgi:application"
+    if stack.app == "socketio":
+        server, target = "uvicorn", "benchmarks.peers.socketio_app:application"
+    elif stack.app == "node":
+        server, target = "node", str(HERE / "peers" / "ws_server.mjs")
+    else:
+        target = f"{APPS.get(stack.app)}.asgi:application"
     started = []
     for i in range(count):
         port = free_port()
-        if server == "uvicorn":
-            cmd = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
-            cmd += ["--log-level", "warning", target]
+        if server == "node":
+            cmd = ["node", target, str(port), redis_url]
+        elif server == "uvicorn":
+            cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1"]
+            cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+            cmd += [target]
         else:
-            cmd = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), target]
-        log = (logs / f"{stack.name}-{server}-{i}.log").open("w")
+            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+            cmd += [target]
+        log = (logs / f"{stack.app}-{stack.layer}-{server}-{i}.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, *cmd],
+            cmd,
             cwd=ROOT,
             env=env_for(stack.app, redis_url, stack.layer),
             stdout=log,
@@ -216,7 +236,10 @@ def cpu_seconds(pid: int) -> float:
 def ensure_node_client() -> None:
     if shutil.which("node") is None:
         sys.exit("node is not installed: the load client runs on Node (18+)")
-    if not (HERE / "node_modules" / "ws").is_dir():
+    # Every dependency, not just ws: a node_modules from before a new one was added
+    # (the node peer's redis) must be brought up to date too.
+    needed = json.loads((HERE / "package.json").read_text())["dependencies"]
+    if not all((HERE / "node_modules" / name).is_dir() for name in needed):
         subprocess.run(
             ["npm", "ci", "--prefix", str(HERE), "--no-audit", "--no-fund"],
             check=True,
@@ -276,6 +299,12 @@ class Client:
             self.proc.wait()
 
 
+def ws_url(app: str, port: int) -> str:
+    if app == "socketio":
+        return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+    return f"ws://127.0.0.1:{port}/" + ("" if app == "node" else "ws/")
+
+
 def warm_up(app: str, urls: list[str]) -> None:
     """One subscribed socket per server, so lazy imports and Redis connections are
     in place before the idle-memory baseline is read."""
@@ -283,11 +312,21 @@ def warm_up(app: str, urls: list[str]) -> None:
 
     for url in urls:
         with connect(url, open_timeout=10, compression=None) as ws:
+            if app == "socketio":  # the handshake fanout_client.mjs speaks
+                ws.recv(10)  # 0{...}: Engine.IO open
+                ws.send("40")
+                ws.recv(10)  # 40{"sid": ...}
+                ws.send("420" + json.dumps(["subscribe", GROUP]))
+                while not str(ws.recv(10)).startswith("430"):
+                    pass
+                continue
             if app == "realtime":
                 ws.recv(10)  # rt.welcome
                 sub = {"type": "rt.subscribe", "id": "w", "data": {"group": GROUP}}
                 ws.send(json.dumps(sub))
-            while json.loads(ws.recv(10)).get("type") not in ("rt.ack", "ready"):
+            elif app == "node":
+                ws.send(json.dumps({"type": "subscribe", "group": GROUP}))
+            while json.loads(ws.recv(10)).get("type") not in ("rt.ack", "ready", "ack"):
                 pass
 
 
@@ -336,7 +375,7 @@ def run_stack(
     logs = Path(args.workdir)
     servers = start_servers(stack, args.server, args.processes, redis_url, logs)
     pids = [proc.pid for proc, _ in servers]
-    urls = [f"ws://127.0.0.1:{port}/ws/" for _, port in servers]
+    urls = [ws_url(stack.app, port) for _, port in servers]
     clients: list[Client] = []
     try:
         warm_up(stack.app, urls)
@@ -505,9 +544,10 @@ def print_table(
     scenario: Scenario, results: list[Result], args: argparse.Namespace
 ) -> None:
     ours = results[0]
+    peers = "; peers on their own servers" if args.peers else ""
     print(
         f"\n## {scenario.name}: {scenario.connections} sockets, {scenario.events} "
-        f"events at {scenario.rate:g}/s, {args.processes} x {args.server}"
+        f"events at {scenario.rate:g}/s, {args.processes} x {args.server}{peers}"
     )
     head = ["metric", *[r.stack for r in results]]
     head += [f"ours vs {r.stack}" for r in results[1:]]
@@ -549,10 +589,11 @@ def print_table(
 
 def publisher_main(args: argparse.Namespace) -> None:
     """Publish ``count`` events at ``rate``/s (0: as fast as possible); print times."""
-    import django
-
     sys.path.insert(0, str(ROOT))
-    django.setup()
+    if args.app in APPS:
+        import django
+
+        django.setup()
     # --payload: chat-like text of about that many bytes (words drawn at random,
     # so the text never repeats and compresses as real text does).
     words = sorted({w for w in (ROOT / "README.md").read_text().split() if w.isalpha()})
@@ -564,14 +605,34 @@ def publisher_main(args: argparse.Namespace) -> None:
             out.append(rng.choice(words))
         return " ".join(out)
 
-    if args.app == "realtime":
+    def tick(n: int) -> dict[str, Any]:
+        data: dict[str, Any] = {"n": n, "t": time.time()}
+        if PAYLOAD:
+            data["text"] = text()
+        return data
+
+    if args.app == "socketio":
+        from benchmarks.peers.socketio_app import publisher
+
+        manager = publisher(os.environ["REDIS_URL"])
+
+        def send(n: int) -> None:
+            manager.emit("event", tick(n), room=args.group)
+
+    elif args.app == "node":
+        import redis
+
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+        def send(n: int) -> None:
+            event = {"type": "bench.tick", "data": tick(n)}
+            client.publish(args.group, json.dumps(event))
+
+    elif args.app == "realtime":
         import realtime
 
         def send(n: int) -> None:
-            data = {"n": n, "t": time.time()}
-            if PAYLOAD:
-                data["text"] = text()
-            realtime.notify(args.group, "bench.tick", data)
+            realtime.notify(args.group, "bench.tick", tick(n))
 
     else:
         import asyncio
@@ -608,7 +669,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     pub = sub.add_parser("publish", help="(internal) the publisher process")
-    pub.add_argument("--app", choices=sorted(APPS), required=True)
+    pub.add_argument("--app", choices=sorted([*APPS, *PEERS]), required=True)
     pub.add_argument("--group", default=GROUP)
     pub.add_argument("--count", type=int, required=True)
     pub.add_argument("--rate", type=float, required=True)
@@ -625,6 +686,11 @@ def parse_args() -> argparse.Namespace:
         "--baselines",
         default="pubsub,core",
         help="channels-redis layers for the plain-Channels baseline ('' for none)",
+    )
+    parser.add_argument(
+        "--peers",
+        default="",
+        help=f"other stacks to run beside ours, of {sorted(PEERS)} (comma list)",
     )
     parser.add_argument("--connections", type=int, help="custom scenario: sockets")
     parser.add_argument("--rate", type=float, default=10, help="custom: events/s")
@@ -671,6 +737,17 @@ def main() -> None:
         for layer in args.baselines.split(",")
         if layer
     ]
+    for peer in filter(None, args.peers.split(",")):
+        if peer not in PEERS:
+            sys.exit(f"unknown peer {peer!r}: choose from {sorted(PEERS)}")
+        if peer == "socketio":
+            try:
+                import socketio  # noqa: F401
+            except ImportError:
+                sys.exit(
+                    'the socketio peer needs python-socketio: pip install -e ".[bench]"'
+                )
+        stacks.append(Stack(PEERS[peer], peer, "peer"))
     args.workdir = tempfile.mkdtemp(prefix="rt-fanout-")
     redis_proc, redis_url = start_redis(Path(args.workdir))
     print(

@@ -1,7 +1,8 @@
 // Load client for fanout.py: one process holds a share of the WebSocket clients.
 //
-// argv[2] is a JSON config: {urls, count, offset, mode ("realtime" | "baseline"),
-// group, events, concurrency}. Lines on stdout are JSON: {"ready": ...} once every
+// argv[2] is a JSON config: {urls, count, offset, mode ("realtime" | "baseline" |
+// "socketio" | "node"), group, events, concurrency}. "socketio" speaks Engine.IO 4 /
+// Socket.IO 5 by hand over the same `ws` sockets, so every stack costs the client alike. Lines on stdout are JSON: {"ready": ...} once every
 // socket is subscribed, {"stats": ...} when all events arrived or on "report" from
 // stdin. Latency is measured against the publisher's clock in each event (same
 // machine), and kept as a log-scale histogram so a run of millions stays cheap.
@@ -73,6 +74,22 @@ function report() {
   });
 }
 
+// Engine.IO packet type, then Socket.IO's: "0{..}" open, "2" ping (answered "3"),
+// "40{..}" connected, "430[..]" the ack of our subscribe (id 0), "42[name, data]" an event.
+function socketio(ws, conn, text, subscribed) {
+  if (text === "2") ws.send("3");
+  else if (text.startsWith("42")) {
+    const [name, data] = JSON.parse(text.slice(2));
+    if (name === "event") record(conn, data);
+  } else if (text.startsWith("430")) subscribed();
+  else if (text.startsWith("40")) ws.send(`420${JSON.stringify(["subscribe", cfg.group])}`);
+  else if (text.startsWith("0")) ws.send("40");
+  else if (text.startsWith("44")) {
+    errors++;
+    if (errors <= 5) process.stderr.write(`connect error: ${text}\n`);
+  }
+}
+
 function open(i) {
   return new Promise((resolve) => {
     const url = cfg.urls[(cfg.offset + i) % cfg.urls.length];
@@ -88,22 +105,29 @@ function open(i) {
         resolve(ok);
       }
     };
+    const subscribed = () => {
+      conn.ready = true;
+      readyCount++;
+      settle(true);
+    };
     ws.on("open", () => {
       if (cfg.mode === "realtime") {
         ws.send(
           JSON.stringify({ type: "rt.subscribe", id: "sub", data: { group: cfg.group } }),
         );
+      } else if (cfg.mode === "node") {
+        ws.send(JSON.stringify({ type: "subscribe", group: cfg.group }));
       }
     });
-    ws.on("message", (raw) => {
+    if (cfg.mode === "socketio") {
+      ws.on("message", (raw) => socketio(ws, conn, raw.toString(), subscribed));
+    } else ws.on("message", (raw) => {
       const frame = JSON.parse(raw.toString());
       const type = frame.type;
       if (type === "bench.tick") record(conn, frame.data);
       else if (type === "rt.ping") ws.send(JSON.stringify({ type: "rt.pong", data: frame.data ?? {} }));
-      else if ((type === "rt.ack" && frame.id === "sub") || type === "ready") {
-        conn.ready = true;
-        readyCount++;
-        settle(true);
+      else if ((type === "rt.ack" && frame.id === "sub") || type === "ready" || type === "ack") {
+        subscribed();
       } else if (type === "rt.error") {
         errors++;
         if (errors <= 5) process.stderr.write(`rt.error: ${raw}\n`);

@@ -1,7 +1,7 @@
 """The fan-out benchmark keeps working, and the fast path it measures keeps its promises.
 
 The smoke run is seconds long with tiny numbers: it checks the harness (servers,
-load clients, baseline, recovery), not performance.
+load clients, baseline, peers, recovery), not performance.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def test_fanout_benchmark_smoke(tmp_path):
             "benchmarks/fanout.py",
             *("--connections", "20", "--rate", "20", "--duration", "1"),
             *("--drain", "10", "--processes", "2", "--clients", "2"),
-            *("--baselines", "pubsub", "--recovery", "100", "--json", str(out)),
+            *("--baselines", "pubsub", "--peers", "socketio,node"),
+            *("--recovery", "100", "--json", str(out)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -39,9 +40,15 @@ def test_fanout_benchmark_smoke(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| deliveries/s |" in done.stdout
     report = json.loads(out.read_text())
-    ours, baseline = report["scenarios"]["custom"]
-    for result in (ours, baseline):
-        assert result["connected"] == 20
+    results = report["scenarios"]["custom"]
+    assert [r["stack"] for r in results] == [
+        "realtime (pubsub)",
+        "channels (pubsub)",
+        "python-socketio (uvicorn)",
+        "node ws",
+    ]
+    for result in results:
+        assert result["connected"] == 20, result["stack"]
         assert result["deliveries"] == result["expected"] == 20 * 20
         assert result["dups"] == result["reordered"] == 0
         assert result["cpu_us"] > 0 and result["rss_per_conn_kb"] is not None
