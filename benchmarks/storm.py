@@ -26,6 +26,10 @@ Usage (after the README install; ``npm ci --prefix benchmarks`` runs by itself):
 
     .venv/bin/python benchmarks/storm.py                       # 5,000 clients, daphne
     .venv/bin/python benchmarks/storm.py --clients 200 --server uvicorn
+    .venv/bin/python benchmarks/storm.py --peer socketio       # then python-socketio
+
+``--peer socketio`` then runs the same storm against python-socketio (see
+storm_socketio.py) and prints both side by side on stderr.
 
 Prints a JSON summary on stdout (``--json FILE`` also writes it). See
 docs/benchmarks.md for the figures.
