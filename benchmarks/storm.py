@@ -26,6 +26,10 @@ Usage (after the README install; ``npm ci --prefix benchmarks`` runs by itself):
 
     .venv/bin/python benchmarks/storm.py                       # 5,000 clients, daphne
     .venv/bin/python benchmarks/storm.py --clients 200 --server uvicorn
+    .venv/bin/python benchmarks/storm.py --peer socketio       # then python-socketio
+
+``--peer socketio`` then runs the same storm against python-socketio (see
+storm_socketio.py) and prints both side by side on stderr.
 
 Prints a JSON summary on stdout (``--json FILE`` also writes it). See
 docs/benchmarks.md for the figures.
@@ -44,6 +48,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +81,18 @@ BUCKET_MS = 100
 class Server:
     """One server process on a fixed port; ``start()`` again restarts it there."""
 
-    def __init__(self, index: int, args: argparse.Namespace, redis_url: str) -> None:
+    def __init__(
+        self, index: int, args: argparse.Namespace, redis_url: str, workdir: Path
+    ) -> None:
         self.index, self.args, self.redis_url = index, args, redis_url
+        self.workdir = workdir
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws/"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def command(self) -> list[str]:
+        """The server's command line after ``python``."""
         target = f"{APPS[STACK.app]}.asgi:application"
         backlog = self.args.backlog
         if self.args.server == "uvicorn":
@@ -97,13 +107,18 @@ class Server:
         else:
             cmd = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
         cmd.append(target)
+        return cmd
+
+    def env(self) -> dict[str, str]:
+        return env_for(STACK.app, self.redis_url, STACK.layer)
+
+    def start(self) -> None:
         self.starts += 1
-        log = Path(self.args.workdir) / f"server-{self.index}-{self.starts}.log"
-        env = env_for(STACK.app, self.redis_url, STACK.layer)
+        log = self.workdir / f"server-{self.index}-{self.starts}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, *cmd],
+            [sys.executable, *self.command()],
             cwd=ROOT,
-            env=env,
+            env=self.env(),
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )
@@ -123,11 +138,12 @@ class Server:
 
 
 class NodeClients:
-    """One Node load-client process (storm_client.mjs); its JSON lines on a queue."""
+    """One Node load-client process (storm_client.mjs by default); its JSON lines on
+    a queue."""
 
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: dict, script: str = "storm_client.mjs") -> None:
         self.proc = subprocess.Popen(
-            ["node", str(HERE / "storm_client.mjs"), json.dumps(cfg)],
+            ["node", str(HERE / script), json.dumps(cfg)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -182,17 +198,23 @@ class Publisher:
     until told to stop; then it prints how many events each group got."""
 
     def __init__(self, args: argparse.Namespace, redis_url: str) -> None:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "publish"]
-        cmd += ["--groups", ",".join(args.group_names), "--rate", str(args.rate)]
+        cmd, env = self.command(args, redis_url)
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env=env_for(STACK.app, redis_url, STACK.layer),
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    def command(
+        self, args: argparse.Namespace, redis_url: str
+    ) -> tuple[list[str], dict[str, str]]:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "publish"]
+        cmd += ["--groups", ",".join(args.group_names), "--rate", str(args.rate)]
+        return cmd, env_for(STACK.app, redis_url, STACK.layer)
 
     def finish(self) -> dict[str, int]:
         out, err = self.proc.communicate("stop\n", timeout=60)
@@ -364,10 +386,25 @@ def storm(
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Flavour:
+    """A stack the storm runs against: its servers, publisher, clients, summary."""
+
+    name: str
+    server: type[Server]
+    publisher: type[Publisher]
+    client_script: str
+    summarise: Callable[..., dict[str, Any]]
+
+
+def run(args: argparse.Namespace, flavour: Flavour | None = None) -> dict[str, Any]:
+    flavour = flavour or REALTIME
     workdir = Path(args.workdir)
+    if flavour is not REALTIME:
+        workdir = workdir / flavour.name
+        workdir.mkdir()
     redis_proc, redis_url = start_redis(workdir)
-    servers = [Server(i, args, redis_url) for i in range(2)]
+    servers = [flavour.server(i, args, redis_url, workdir) for i in range(2)]
     clients: list[NodeClients] = []
     sampler = Sampler(servers)
     publisher = None
@@ -403,7 +440,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "mode": args.reconnect_to,
             }
             offset += count
-            clients.append(NodeClients(cfg))
+            clients.append(NodeClients(cfg, flavour.client_script))
         ready = [c.poll("ready", 60 + args.clients / 50) for c in clients]
         if any(r is None for r in ready):
             raise RuntimeError("the clients did not all subscribe in time")
@@ -414,7 +451,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"only {connected} of {args.clients} clients subscribed")
 
         sampler.start()
-        publisher = Publisher(args, redis_url)
+        publisher = flavour.publisher(args, redis_url)
         time.sleep(args.before)
         summary["storms"] = []
         for victim in servers[: args.storms]:
@@ -443,7 +480,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stop(server.proc)
         stop(redis_proc)
 
-    return summarise(summary, stats, sampler, workdir, args)
+    return flavour.summarise(summary, stats, sampler, workdir, args)
 
 
 def summarise(
@@ -552,6 +589,9 @@ def summarise(
     return summary
 
 
+REALTIME = Flavour("realtime", Server, Publisher, "storm_client.mjs", summarise)
+
+
 # -- the publisher process ---------------------------------------------------------------
 
 
@@ -625,6 +665,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="listen backlog of the servers (0: the server's default)",
     )
+    parser.add_argument(
+        "--peer",
+        choices=["socketio"],
+        help="then the same storm against this stack (python-socketio), compared",
+    )
     parser.add_argument("--storm-timeout", type=float, default=60)
     parser.add_argument("--drain", type=float, default=30)
     parser.add_argument("--json", help="also write the summary to this file")
@@ -644,10 +689,22 @@ def main() -> None:
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed")
     ensure_node_client()
+    if args.peer == "socketio":
+        from benchmarks import storm_socketio
+
+        storm_socketio.ensure_peer()
     args.workdir = tempfile.mkdtemp(prefix="rt-storm-")
     print(f"# storm: logs in {args.workdir}", file=sys.stderr, flush=True)
     try:
         summary = run(args)
+        ok = summary["ok"]
+        if args.peer == "socketio":
+            peer = run(args, storm_socketio.FLAVOUR)
+            rows = storm_socketio.side_by_side(summary, peer)
+            summary["peers"] = {"socketio": peer}
+            summary["side_by_side"] = rows
+            print(storm_socketio.format_side_by_side(rows), file=sys.stderr)
+            ok = ok and peer["ok"]
     finally:
         if not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)
@@ -655,7 +712,7 @@ def main() -> None:
     print(text)
     if args.json:
         Path(args.json).write_text(text)
-    sys.exit(0 if summary["ok"] else 1)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -15,26 +15,13 @@
 //   exit
 // Lines on stdout are JSON: {"ready": ...} once every client is subscribed, then
 // {"recovered": ...} when every client hit by the storm is back, and {"stats": ...}.
-import { performance } from "node:perf_hooks";
-import readline from "node:readline";
 import WebSocket from "ws";
 
 import { RealtimeClient } from "../realtime/static/realtime/realtime.js";
+import { balancer, listen, newStorm, now, out } from "./storm_shared.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
-const now = () => performance.timeOrigin + performance.now();
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
-
-// -- the balancer ----------------------------------------------------------------------
-
-const down = new Set();
-let turn = 0;
-
-function route(url) {
-  if (cfg.mode === "same" || !down.has(url)) return url;
-  const up = cfg.urls.filter((u) => !down.has(u));
-  return up.length ? up[turn++ % up.length] : url;
-}
+const lb = balancer(cfg);
 
 // The storms so far; each records when the clients' attempts started, closes arrived
 // and clients came back.
@@ -48,7 +35,7 @@ const errorSamples = [];
 // (a refused connection, a failed handshake, the client's own connect timeout).
 class BalancedSocket extends WebSocket {
   constructor(url, protocols) {
-    super(route(url), protocols, { perMessageDeflate: false });
+    super(lb.route(url), protocols, { perMessageDeflate: false });
     this.on("error", (err) => {
       if (err.code === "ECONNREFUSED") failures.refused++;
       else if (this.aborted) return; // realtime.js gave up (connect timeout): counted there
@@ -299,32 +286,28 @@ async function main() {
   out({ ready: { count: clients.length - failed, failed, start, end: now() } });
 }
 
-readline.createInterface({ input: process.stdin }).on("line", (line) => {
-  const [command, ...rest] = line.split(" ");
-  const arg = rest.join(" ");
-  if (command === "down") down.add(arg);
-  else if (command === "up") down.delete(arg);
-  else if (command === "mark") {
-    // "mark <t> <url>": the clients on <url> now are the ones the storm must bring back.
-    const [at, url] = rest;
+listen(lb, {
+  // The clients on <url> now are the ones the storm must bring back.
+  mark(at, url) {
     // The socket a client is on: realtime.js keeps it as _ws (a benchmark may peek).
     const expected = clients.filter((c) => c.client._ws?.url === url).length;
     settleStorm();
-    storm = { at: Number(at), url, expected, attempts: [], retries: [], closesMs: [], openedMs: [], subscribeRetries: {}, gaps: 0, hit: 0, back: 0, recoveredMs: [], recoveryFailed: 0 };
+    storm = newStorm(at, url, expected);
     storms.push(storm);
     for (const c of clients) {
       c.hit = false;
       c.openedAt = null;
     }
     if (expected === 0) announceRecovered();
-  } else if (command === "final") {
-    finals = JSON.parse(arg);
+  },
+  final(sent) {
+    finals = sent;
     caughtUp();
-  } else if (command === "report") report();
-  else if (command === "exit") {
+  },
+  report,
+  exit() {
     for (const c of clients) c.client.close();
     process.exit(0);
-  }
+  },
 });
-process.stdin.on("end", () => process.exit(0));
 main();
