@@ -1,7 +1,8 @@
 """RealtimeConsumer: the protocol v1 endpoint users subclass.
 
-The protocol handlers here own the bookkeeping (auth, acks, limits, subscriptions,
-recovery, presence); users declare ``permission_classes``, ``subscriptions`` and
+The consumer owns the connection's life (connect, auth, the dispatch of frames,
+limits, close); the other protocol frames are answered in realtime.protocol and bound
+here as methods. Users declare ``permission_classes``, ``subscriptions`` and
 ``@handler`` methods and override small hooks (``on_connect``, ``on_disconnect``).
 A client's ``type`` is only ever looked up in the handler tables (``@handler``
 declarations, ``protocol_handlers``): it is never turned into a method name.
@@ -26,7 +27,7 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from realtime import envelope, ephemeral, logs, metrics, presence, runtime, status
+from realtime import envelope, ephemeral, logs, metrics, protocol, runtime, status
 from realtime import exceptions as exc
 from realtime.auth import (
     Credential,
@@ -38,17 +39,12 @@ from realtime.auth import (
 from realtime.connection import ConnectionState
 from realtime.encoding import dumps
 from realtime.envelope import Message
-from realtime.groups import (
-    check_not_personal,
-    compile_patterns,
-    match_patterns,
-    user_group,
-    validate_group_name,
-)
+from realtime.groups import compile_patterns, user_group
 from realtime.layers import unreachable
 from realtime.live import Event
 from realtime.outbound import Outbox, background
 from realtime.permissions import check_permissions, denied_by
+from realtime.protocol import PROTOCOL_VERSION
 from realtime.publishing import anotify, prepare
 from realtime.schema import registry
 from realtime.settings import realtime_settings
@@ -60,7 +56,6 @@ from realtime.throttling import TokenBucket
 __all__ = ["Message", "RealtimeConsumer", "handler"]
 
 logger = logging.getLogger(__name__)
-PROTOCOL_VERSION = 1
 
 
 def handler(
@@ -561,15 +556,14 @@ class RealtimeConsumer(AsyncConsumer):
             raise exc.UnknownType(f"unknown protocol type {type_[:100]!r}")
         await getattr(self, name)(frame_id, data)
 
-    async def _rt_ping(self, frame_id: str | None, data: dict) -> None:
-        await self.outbox.send_frame(
-            {"type": "rt.pong", "id": frame_id, "data": data}
-            if frame_id
-            else {"type": "rt.pong", "data": data}
-        )
-
-    async def _rt_pong(self, frame_id: str | None, data: dict) -> None:
-        self.outbox.pong(data)
+    # The frames that leave the connection's identity as it is are answered in
+    # realtime.protocol; bound here, they stay methods a subclass overrides.
+    _rt_ping = protocol.rt_ping
+    _rt_pong = protocol.rt_pong
+    _rt_hello = protocol.rt_hello
+    _rt_subscribe = protocol.rt_subscribe
+    _rt_unsubscribe = protocol.rt_unsubscribe
+    _rt_presence = protocol.rt_presence
 
     async def _rt_auth(self, frame_id: str | None, data: dict) -> None:
         authenticator = self._first_message_auth()
@@ -599,61 +593,6 @@ class RealtimeConsumer(AsyncConsumer):
         await self._connected()
         if self.state is ConnectionState.OPEN:  # on_connect may refuse it still
             await self.outbox.ack(frame_id, {"user": user_summary(self.user)})
-
-    async def _rt_hello(self, frame_id: str | None, data: dict) -> None:
-        events = data.get("events", {})
-        if not isinstance(events, dict) or len(events) > 1000:
-            raise exc.BadEnvelope("rt.hello data.events must be an object of versions")
-        agreed = {}
-        for type_, version in events.items():
-            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-                raise exc.BadEnvelope(
-                    f"version of {str(type_)[:100]!r} must be an int >= 1"
-                )
-            if type_ in registry:
-                self.versions[type_] = version
-                sent = registry.negotiate(type_, version)
-                if sent is not None:
-                    agreed[type_] = sent
-        await self.outbox.ack(
-            frame_id, {"protocol": PROTOCOL_VERSION, "events": agreed}
-        )
-
-    async def _rt_subscribe(self, frame_id: str | None, data: dict) -> None:
-        group = validate_group_name(data.get("group"))
-        since, epoch = data.get("since"), data.get("epoch")
-        if since is not None and (
-            not isinstance(since, int) or isinstance(since, bool) or since < 0
-        ):
-            raise exc.BadEnvelope("since must be an int >= 0")
-        if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
-            raise exc.BadEnvelope("epoch must be a string")
-        check_not_personal(group)
-        found = match_patterns(self.get_subscription_patterns(), group)
-        if found is None:
-            raise exc.PermissionDenied(f"group {group!r} may not be subscribed to")
-        params, permission_classes = found
-        await check_permissions(
-            permission_classes or (), "has_subscribe_permission", self, group, **params
-        )
-        if await self.subs.subscribe(group, frame_id, since, epoch):
-            await self.on_subscribe(group)
-
-    async def _rt_unsubscribe(self, frame_id: str | None, data: dict) -> None:
-        group = validate_group_name(data.get("group"))
-        presence.check_churn(self, group)
-        if group == self.subs.personal:
-            raise exc.PermissionDenied("the personal group cannot be left")
-        if await self.subs.leave(group):
-            await self.on_unsubscribe(group)
-        await self.outbox.ack(frame_id, {"group": group})
-
-    async def _rt_presence(self, frame_id: str | None, data: dict) -> None:
-        group = validate_group_name(data.get("group"))
-        sub = self.subs.get(group)
-        if sub is None or not sub.presence:
-            raise exc.PermissionDenied(f"subscribe to {group!r} to see its presence")
-        await self.outbox.ack(frame_id, await presence.state(group))
 
 
 # Not the NotAuthenticated exception: that one closes with 4401, this only refuses.

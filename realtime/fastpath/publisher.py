@@ -9,7 +9,9 @@ more than the round trip itself. The script writes
 exactly what the layer itself would (same keys, msgpack message, random prefix,
 capacity and expiry rules), so receivers cannot tell the difference. With several
 hosts it sends to the group's shard, the server channels-redis hashes the group to
-(one pool per host), where the Redis backend keeps the group's history too. It takes
+(one pool per host), where the Redis backend keeps the group's history too; messages
+for channels kept on other hosts follow in one more script per such host
+(``crossshard``). It takes
 over only when it can do all that: hosts without Sentinel, msgpack without
 encryption, no per-channel capacities, and (for history) the Redis backend on the
 layer's own servers. Otherwise ``fast_path()`` returns None and notify() takes the
@@ -41,6 +43,7 @@ from realtime import metrics
 from realtime.backends import backend_class
 from realtime.backends.redis import RedisBackend, epoch_ttl
 from realtime.backends.shards import Ring, state_ring
+from realtime.fastpath.crossshard import adeliver, deliver, send_each
 from realtime.fastpath.resp import (
     connection_pool,
     exchange,
@@ -49,19 +52,11 @@ from realtime.fastpath.resp import (
     read_replies,
     server_of,
 )
-from realtime.fastpath.scripts import (
-    DELIVER,
-    DELIVER_SHA,
-    pack_key,
-    script_for,
-)
+from realtime.fastpath.scripts import pack_key, script_for
 from realtime.layers import HUB_CHANNEL, get_layer, is_hub_rule
 from realtime.settings import realtime_settings
 
 logger = logging.getLogger(__name__)
-
-# Sent as it is when a shard does not know the script yet.
-_DELIVER_SCRIPT = DELIVER.encode()
 
 # Calls per pipelined round trip in send_many(): large enough that a loop of
 # notify() calls pays a few round trips, small enough to bound the memory of one.
@@ -159,8 +154,8 @@ class FastPath:
         """Append to history (when ``prefix`` is given) and send; return the seq."""
         args = self._arguments(group, type, v, prefix, suffix, text)
         seq, over, *others = self._call(self._fixed[group, type, v][-1], args)
-        for shard, command in self._deliveries(others, args[9]):
-            over += self._evalsha(shard, DELIVER_SHA, _DELIVER_SCRIPT, command)[1]
+        if others:  # several hosts only
+            over += deliver(self._evalsha, others, args[9], self.layer.expiry)
         return self._sent(group, seq, over)
 
     def send_many(self, calls: list[dict[str, Any]]) -> list[Any]:
@@ -171,7 +166,7 @@ class FastPath:
         With several shards the calls go one by one (a core layer's event may need
         a second script on another shard), in order, with the same reporting."""
         if len(self.pools) > 1:
-            return self._send_each(calls)
+            return send_each(self.send, calls)
         results: list[Any] = []
         failed: Exception | None = None
         for start in range(0, len(calls), PIPELINE):
@@ -205,34 +200,6 @@ class FastPath:
                 failed = redis.exceptions.ConnectionError(
                     f"not sent after an earlier part of the batch failed ({error})"
                 )
-        return results
-
-    def _send_each(self, calls: list[dict[str, Any]]) -> list[Any]:
-        results: list[Any] = []
-        failed: Exception | None = None
-        for call in calls:
-            if failed is not None:
-                results.append(failed)
-                continue
-            try:
-                seq = self.send(
-                    call["group"],
-                    call["type"],
-                    call["v"],
-                    prefix=call["prefix"],
-                    suffix=call["suffix"],
-                    text=call["text"],
-                )
-            except redis.exceptions.ResponseError as error:
-                results.append(error)  # Redis refused this call alone
-            except (redis.exceptions.RedisError, OSError) as error:
-                # It may still run on Redis: nothing after it is sent.
-                results.append(error)
-                failed = redis.exceptions.ConnectionError(
-                    f"not sent after an earlier part of the batch failed ({error})"
-                )
-            else:
-                results.append(seq)
         return results
 
     def _pipeline(
@@ -301,38 +268,11 @@ class FastPath:
             seq, over, *others = await client.evalsha(self.sha.decode(), 4, *args)
         except redis.exceptions.NoScriptError:
             seq, over, *others = await client.eval(self.script.decode(), 4, *args)
-        for shard, command in self._deliveries(others, args[9]):
-            client = self._async_client(shard)
-            try:
-                over += (await client.evalsha(DELIVER_SHA.decode(), *command))[1]
-            except redis.exceptions.NoScriptError:
-                over += (await client.eval(DELIVER, *command))[1]
-        return self._sent(group, seq, over)
-
-    def _deliveries(self, others: list, now: bytes) -> list[tuple[int, list[bytes]]]:
-        """The DELIVER commands (numkeys, keys, args) for messages _CORE returned
-        for channel keys on other hosts, one per host."""
-        if not others:
-            return []
-        hosts: dict[int, list[tuple[bytes, bytes, int]]] = {}
-        for at in range(0, len(others), 4):
-            shard, key, message, capacity = others[at : at + 4]
-            hosts.setdefault(int(shard), []).append((key, message, int(capacity)))
-        expiry = b"%d" % int(self.layer.expiry)
-        return [
-            (
-                shard,
-                [
-                    b"%d" % len(entries),
-                    *(key for key, _, _ in entries),
-                    *(message for _, message, _ in entries),
-                    *(b"%d" % capacity for _, _, capacity in entries),
-                    now,
-                    expiry,
-                ],
+        if others:  # several hosts only
+            over += await adeliver(
+                self._async_client, others, args[9], self.layer.expiry
             )
-            for shard, entries in hosts.items()
-        ]
+        return self._sent(group, seq, over)
 
     def _async_client(self, shard: int) -> Any:
         if self.kind == "core":

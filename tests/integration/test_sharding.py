@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 import pytest
+import redis
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
@@ -22,7 +24,7 @@ from realtime.backends.shards import state_ring
 from realtime.exceptions import NotifyFailed
 from realtime.fastpath import fast_path
 from realtime.layers import get_layer, shard_of
-from realtime.testing import RealtimeCommunicator
+from realtime.testing import RealtimeCommunicator, capture_notifications
 from tests.asgi import application
 from tests.support.shards import (
     CORE,
@@ -308,6 +310,46 @@ def test_deliveries_to_a_restarted_shard_use_fresh_connections(shards, loop):
     shards[1].start()
     realtime.notify(group, "test.note", {"text": "two"}, history=False)
     assert all('"two"' in text for text in loop.run_until_complete(receive_all()))
+
+
+@pytest.mark.parametrize("shards", [CORE, PUBSUB], indirect=True)
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_over_several_shards_goes_call_by_call(shards):
+    """With several shards a batch's events go one by one, in call order: each
+    group's history gets consecutive seqs on its own shard, and an event Redis
+    refuses (its history key holds the wrong type) fails alone."""
+    assert fast_path(history=True) is not None
+    split = by_shard(GROUPS)
+    groups = [split[index][0] for index in (0, 1, 2)]
+    broken = split[1][1]
+    client = redis.Redis.from_url(shards[1].url)
+    client.set(f"rt:meta:{{{broken}}}", "not a hash")
+    client.close()
+    with (
+        capture_notifications() as sent,
+        pytest.raises(NotifyFailed) as raised,
+        realtime.batch(),
+    ):
+        for round in range(2):
+            for group in groups:
+                realtime.notify(group, "test.note", {"text": f"{group} {round}"})
+        realtime.notify(broken, "test.note", {"text": "refused"})
+        realtime.notify(groups[0], "test.note", {"text": "after"})
+    ((index, group, _type, why),) = raised.value.failures
+    assert (index, group) == (6, broken) and "WRONGTYPE" in str(why)
+    assert [(e["group"], e["seq"]) for e in sent] == [
+        *((group, 1) for group in groups),
+        *((group, 2) for group in groups),
+        (groups[0], 3),
+    ]
+
+    async def read() -> list[list[int]]:
+        backend = get_backend()
+        reads = [await backend.since(group, 0, None) for group in groups]
+        await backend.close()
+        return [[seq for seq, _ in read.frames] for read in reads]
+
+    assert async_to_sync(read)() == [[1, 2, 3], [1, 2], [1, 2]]
 
 
 def test_status_names_a_shard_that_does_not_answer(shards):
