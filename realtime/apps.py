@@ -1,8 +1,8 @@
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
-# Importing the module registers the system checks (it imports no model).
-from realtime import checks  # noqa: F401
+# Importing checks registers the system checks (neither module imports a model).
+from realtime import checks, transport  # noqa: F401
 
 
 class RealtimeConfig(AppConfig):
@@ -13,3 +13,5 @@ class RealtimeConfig(AppConfig):
     def ready(self) -> None:
         # Every installed app's events.py declares its events at start-up.
         autodiscover_modules("events")
+        # daphne loads the app after its server: from the first connection on.
+        transport.defer_server_formatting()

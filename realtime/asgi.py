@@ -98,44 +98,61 @@ async def cluster_refusal() -> str:
     return _cluster_refusal
 
 
-class OriginValidator:
-    """Refuse WebSocket handshakes whose ``Origin`` is not allowed (HTTP 403).
+async def admitted(scope: dict, receive: Callable, send: Callable) -> bool:
+    """Whether a WebSocket handshake may go on to routing; when it may not, it has
+    been refused (HTTP 403).
 
     A handshake without ``Origin`` comes from a non-browser client (browsers always
     send one) and is let through to authentication like any other.
     """
+    if not _server_checked:
+        check_server_limit(send)
+    if realtime_settings.COMPRESSION:
+        negotiate(send)
+    if await cluster_refusal():
+        await deny(receive, send)
+        return False
+    origin = header(scope, b"origin")
+    if origin is not None and not origin_allowed(origin, scope):
+        # WARNING: a refused page retries, and this line is all it leaves.
+        logger.warning(
+            "refused WebSocket handshake from origin %r: allowed are %s "
+            "(set REALTIME['ALLOWED_ORIGINS'], docs/auth.md)",
+            origin[:200],
+            describe_allowed_origins(header(scope, b"host")),
+        )
+        await deny(receive, send)
+        return False
+    return True
+
+
+class OriginValidator:
+    """Refuse WebSocket handshakes whose ``Origin`` is not allowed (HTTP 403), in
+    front of any ASGI app (``websocket_app`` does the same in front of its routes)."""
 
     def __init__(self, app: Callable) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> Any:
-        if scope["type"] == "websocket":
-            if not _server_checked:
-                check_server_limit(send)
-            if realtime_settings.COMPRESSION:
-                negotiate(send)
-            if await cluster_refusal():
-                return await deny(receive, send)
-            origin = header(scope, b"origin")
-            if origin is not None and not origin_allowed(origin, scope):
-                # WARNING: a refused page retries, and this line is all it leaves.
-                logger.warning(
-                    "refused WebSocket handshake from origin %r: allowed are %s "
-                    "(set REALTIME['ALLOWED_ORIGINS'], docs/auth.md)",
-                    origin[:200],
-                    describe_allowed_origins(header(scope, b"host")),
-                )
-                return await deny(receive, send)
+        if scope["type"] == "websocket" and not await admitted(scope, receive, send):
+            return None
         return await self.app(scope, receive, send)
 
 
-class KnownRoutes:
-    """URLRouter that refuses an unknown path with 403 instead of an exception."""
+class WebSocketApp:
+    """The origin check, then a URLRouter that refuses an unknown path with 403
+    instead of an exception.
+
+    One coroutine for both: its frame lives as long as the socket, so a second
+    wrapper would be a second frame per idle connection.
+    """
 
     def __init__(self, routes: Sequence[Any]) -> None:
         self.router = URLRouter(list(routes))
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> Any:
+        if scope["type"] == "websocket" and not await admitted(scope, receive, send):
+            return None
         try:
             return await self.router(scope, receive, send)
         except ValueError as error:
@@ -146,11 +163,12 @@ class KnownRoutes:
 
 def websocket_app(routes: Sequence[Any]) -> Callable:
     """The ``"websocket"`` entry of a ProtocolTypeRouter for ``routes``."""
-    return OriginValidator(KnownRoutes(routes))
+    return WebSocketApp(routes)
 
 
 __all__ = [
     "OriginValidator",
+    "WebSocketApp",
     "normalize_origin",
     "origin_allowed",
     "server_limit_warning",

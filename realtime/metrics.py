@@ -153,6 +153,7 @@ if prom is not None:
 
 _type_labels: dict[str, str] = {}
 _consumer_labels: dict[type, str] = {}
+_connection_metrics: dict[str, tuple[Any, Any]] = {}
 
 
 def type_label(type_: str) -> str:
@@ -201,16 +202,27 @@ def _consumer_label(consumer: Connection) -> str:
 
 def connection_opened(consumer: Connection) -> None:
     if enabled:
-        label = _consumer_label(consumer)
-        CONNECTS.labels(label).inc()
-        CONNECTIONS_OPEN.labels(label).inc()
+        connects, open_ = _connection_children(_consumer_label(consumer))
+        connects.inc()
+        open_.inc()
 
 
 def connection_closed(consumer: Connection) -> None:
     if enabled:
         label = _consumer_label(consumer)
-        CONNECTIONS_OPEN.labels(label).dec()
+        _connection_children(label)[1].dec()
         DISCONNECTS.labels(label, code_label(consumer.close_code)).inc()
+
+
+def _connection_children(label: str) -> tuple[Any, Any]:
+    # CONNECTS and CONNECTIONS_OPEN for a consumer label, looked up once per label
+    # (labels() costs a few microseconds, twice per connection); as bounded as the
+    # consumer labels.
+    children = _connection_metrics.get(label)
+    if children is None:
+        children = (CONNECTS.labels(label), CONNECTIONS_OPEN.labels(label))
+        _connection_metrics[label] = children
+    return children
 
 
 def closing(error: Any, code: int) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -84,7 +84,7 @@ class RedisBackend(BaseBackend):
                 int(time.time() * 1000),
                 realtime_settings.HISTORY_SIZE,
                 realtime_settings.HISTORY_TTL,
-                uuid.uuid4().hex[:12],
+                secrets.token_hex(6),
                 epoch_ttl(),
             ],
             client=self.shard(group),
@@ -96,7 +96,7 @@ class RedisBackend(BaseBackend):
             keys=[self._keys("log", group), self._keys("meta", group), self.reign_key],
             args=[
                 since,
-                uuid.uuid4().hex[:12],
+                secrets.token_hex(6),
                 realtime_settings.HISTORY_TTL,
                 int(time.time() * 1000),
             ],
@@ -152,7 +152,7 @@ class RedisBackend(BaseBackend):
             args=[
                 int(ttl * 1000),
                 int((issued or 0) * 1000),
-                uuid.uuid4().hex[:12],
+                secrets.token_hex(6),
                 int(time.time() * 1000),
             ],
             client=self.shards[self.ring.of_key(key)],

@@ -12,6 +12,11 @@ are checked once per process, at its first connection (versions, classes and
 attributes the writer reads): a server that does not pass is logged at INFO and all
 its connections use the ASGI send. ``REALTIME["DIRECT_WRITES"] = False`` turns the
 direct writers off.
+
+On daphne, ``defer_server_formatting()`` also makes autobahn's per-connection debug
+formatting lazy (``transport.daphne.defer_debug_formatting``): at start-up when daphne
+has loaded the app, else at the first connection. ``DIRECT_WRITES = False`` leaves
+autobahn as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "AsgiSend",
     "DirectWriter",
     "FrameWriter",
+    "defer_server_formatting",
     "frame_writer",
     "text_frame",
 ]
@@ -52,9 +58,20 @@ def frame_writer(send: Callable) -> FrameWriter:
     return adapter.writer(send) or ASGI_SEND
 
 
+def defer_server_formatting() -> None:
+    """Make the serving daphne's autobahn format its debug lines only when one is
+    emitted, unless ``REALTIME["DIRECT_WRITES"]`` is off. Idempotent; imports no
+    server (a process daphne does not serve is left as it is)."""
+    if realtime_settings.DIRECT_WRITES:
+        daphne.defer_debug_formatting()
+
+
 @functools.cache
 def usable(server: str) -> bool:
     """Whether ``server``'s internals are what its writer expects (checked once)."""
+    if server == daphne.NAME:
+        # For an app loaded before daphne's server: from the first connection on.
+        defer_server_formatting()
     reason = ADAPTERS[server].check()
     if reason is None:
         logger.info("%s: group events are written as ready-made frames", server)

@@ -7,6 +7,11 @@ CPU per fan-out delivery (docs/benchmarks.md). On daphne the held frames go stra
 to the socket while Twisted holds nothing for it; what the kernel does not take goes
 to the transport, which then writes it as usual.
 
+autobahn also formats the arguments of its debug lines on every connection (a
+``pformat()`` of the 29 options copied onto each protocol, ``click`` styling of type
+names), a tenth of daphne's CPU per connection: ``defer_debug_formatting()`` makes
+them formatted only when a line is emitted.
+
 daphne, autobahn and Twisted are imported only here and only once a daphne send has
 been seen: importing ``daphne.server`` installs Twisted's reactor.
 """
@@ -16,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import pprint
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +37,14 @@ SUPPORTED = ((4, 2, 3), (5,))
 #: What the writer reads of Twisted's TCP connection (class attributes; the buffer
 #: list and the socket are per connection, looked up when the writer is made).
 TCP_ATTRIBUTES = ("dataBuffer", "disconnecting", "connected", "write")
+#: The autobahn releases whose debug lines were checked to use ``pformat``, ``hltype``
+#: and ``hlval`` only as log arguments (and ``Timings.__str__``, kept eager).
+AUTOBAHN_SUPPORTED = ((26,), (27,))
+#: autobahn's modules on daphne's connection path -> their formatters made lazy.
+DEFERRED_FORMATTERS = {
+    "autobahn.websocket.protocol": ("pformat", "hltype", "hlval"),
+    "autobahn.twisted.websocket": ("hltype", "hlval"),
+}
 
 
 def check() -> str | None:
@@ -135,3 +150,81 @@ def _tcp_connection() -> Any:
     from twisted.internet.tcp import Connection  # see check()
 
     return Connection
+
+
+class Deferred:
+    """A log argument formatted when a log line shows it, as the formatter would
+    have formatted it; a line that is not emitted never formats it."""
+
+    __slots__ = ("args", "function", "kwargs")
+
+    def __init__(self, function: Callable, args: tuple, kwargs: dict) -> None:
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+
+    def text(self) -> Any:
+        return self.function(*self.args, **self.kwargs)
+
+    def __str__(self) -> str:
+        return str(self.text())
+
+    def __format__(self, spec: str) -> str:
+        return format(self.text(), spec)
+
+    def __repr__(self) -> str:
+        return repr(self.text())
+
+
+def deferring(function: Callable) -> Callable[..., Deferred]:
+    """``function`` made to return a ``Deferred`` call of itself."""
+
+    @functools.wraps(function)
+    def deferred(*args: Any, **kwargs: Any) -> Deferred:
+        return Deferred(function, args, kwargs)
+
+    deferred.realtime_deferred = True  # type: ignore[attr-defined]
+    return deferred
+
+
+def _timings_text(self: Any) -> str:
+    # autobahn's Timings.__str__, with the eager pformat its module no longer has.
+    return pprint.pformat(self._timings)
+
+
+def defer_debug_formatting() -> str | None:
+    """Make autobahn's debug-line arguments lazy in this process, if daphne serves
+    it (``daphne.server`` imported) with an autobahn of ``AUTOBAHN_SUPPORTED``.
+
+    Returns why it did not (None when done, or already done). Imports nothing.
+    """
+    if "daphne.server" not in sys.modules:
+        return "daphne's server is not imported"
+    outside = out_of_range("autobahn", *AUTOBAHN_SUPPORTED)
+    if outside is not None:
+        return outside
+    modules = [sys.modules.get(name) for name in DEFERRED_FORMATTERS]
+    if None in modules:
+        return "autobahn's websocket modules are not imported"
+    util = sys.modules.get("autobahn.util")
+    originals: dict[str, Any] = {
+        "pformat": pprint.pformat,
+        "hltype": getattr(util, "hltype", None),
+        "hlval": getattr(util, "hlval", None),
+    }
+    timings = getattr(modules[0], "Timings", None)
+    if not isinstance(timings, type) or "__str__" not in vars(timings):
+        return "autobahn's websocket protocol has no Timings.__str__"
+    replaced: list[tuple[Any, str, Any]] = []
+    for module in modules:
+        for name in DEFERRED_FORMATTERS[module.__name__]:  # type: ignore[union-attr]
+            current = getattr(module, name, None)
+            if getattr(current, "realtime_deferred", False):
+                continue
+            if current is None or current is not originals[name]:
+                return f"{module.__name__}.{name} is not {name}"  # type: ignore[union-attr]
+            replaced.append((module, name, current))
+    timings.__str__ = _timings_text  # type: ignore[method-assign,assignment]
+    for module, name, function in replaced:
+        setattr(module, name, deferring(function))
+    return None
