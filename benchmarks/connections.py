@@ -5,7 +5,9 @@ A connection is the WebSocket handshake, authentication, ``rt.welcome``, one
 and 5,000 sockets) K server processes are started, N Node ``ws`` clients connect
 (fanout_client.mjs, 50 handshakes in flight per client process) and the script
 reports connections set up per second, the servers' CPU per connection and their RSS
-per idle connection.
+per idle connection. ``--floor`` measures the same exchange against a bare ASGI app
+on the same server (benchmarks/peers/floor_app.py: no Django, Channels or Redis),
+which is what the server costs by itself.
 
 ``--breakdown`` then runs one traced server process (benchmarks/conn_server.py:
 tracemalloc, gc accounting and cProfile switched by signals) and reports where the
@@ -17,6 +19,7 @@ Usage (after the README install; ``npm ci --prefix benchmarks`` runs by itself):
 
     .venv/bin/python benchmarks/connections.py                     # both servers
     .venv/bin/python benchmarks/connections.py --server uvicorn --sizes 1000
+    .venv/bin/python benchmarks/connections.py --floor             # + the servers' floor
     .venv/bin/python benchmarks/connections.py --breakdown 1000 --sizes
 
 Only 127.0.0.1 is used; every phase has a deadline. See docs/benchmarks.md.
@@ -46,8 +49,23 @@ STDLIB = Path(os.__file__).resolve().parent
 STACK = fanout.Stack("realtime", "realtime", "pubsub")
 
 
-def start(server: str, count: int, redis_url: str, workdir: Path, traced: bool):
-    target = f"{fanout.APPS['realtime']}.asgi:application"
+# The app each run serves: realtime's fan-out app, or (--floor) the bare ASGI app
+# that only does the exchange, to tell the server's own cost from the application's.
+TARGETS = {
+    "realtime": f"{fanout.APPS['realtime']}.asgi:application",
+    "floor": "benchmarks.peers.floor_app:application",
+}
+
+
+def start(
+    server: str,
+    count: int,
+    redis_url: str,
+    workdir: Path,
+    traced: bool,
+    app: str = "realtime",
+):
+    target = TARGETS[app]
     env = fanout.env_for("realtime", redis_url, "pubsub")
     if traced:
         env["BENCH_TRACEMALLOC"] = "1"
@@ -96,10 +114,12 @@ def connect(urls: list[str], n: int, clients: int) -> tuple[list, dict]:
     return started, {"connected": connected, "failed": failed, "seconds": seconds}
 
 
-def measure(server: str, n: int, args: argparse.Namespace, redis_url: str) -> dict:
+def measure(
+    server: str, n: int, args: argparse.Namespace, redis_url: str, app: str = "realtime"
+) -> dict:
     fanout.flush_redis(redis_url)
     workdir = Path(args.workdir)
-    servers = start(server, args.processes, redis_url, workdir, traced=False)
+    servers = start(server, args.processes, redis_url, workdir, traced=False, app=app)
     pids = [proc.pid for proc, _ in servers]
     urls = [f"ws://127.0.0.1:{port}/ws/" for _, port in servers]
     clients: list = []
@@ -120,6 +140,7 @@ def measure(server: str, n: int, args: argparse.Namespace, redis_url: str) -> di
             fanout.stop(proc)
     connected = max(setup["connected"], 1)
     return {
+        "app": app,
         "server": server,
         "sockets": n,
         "connected": setup["connected"],
@@ -297,8 +318,14 @@ def main() -> None:
         "--breakdown", type=int, default=0, help="sockets of the traced run (0: none)"
     )
     parser.add_argument("--top", type=int, default=20, help="rows per breakdown table")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the bare ASGI exchange on the same server (its floor)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
+    apps = ["realtime", "floor"] if args.floor else ["realtime"]
     servers = ["daphne", "uvicorn"] if args.server == "both" else [args.server]
     fanout.ensure_node_client()
     results, reports = [], []
@@ -307,11 +334,11 @@ def main() -> None:
         redis, redis_url = fanout.start_redis(Path(workdir))
         try:
             for server in servers:
-                for n in args.sizes:
-                    results.append(measure(server, n, args, redis_url))
+                for n, app in [(n, app) for n in args.sizes for app in apps]:
+                    results.append(measure(server, n, args, redis_url, app))
                     r = results[-1]
                     print(
-                        f"{server} {n} sockets x {args.processes} processes: "
+                        f"{app} on {server}, {n} sockets x {args.processes} processes: "
                         f"{r['per_s']:,.0f} connections/s, {r['cpu_ms']:.2f} CPU ms "
                         f"each, {r['kb']:.1f} KB per idle connection "
                         f"({r['connected']} connected, {r['failed']} failed, "

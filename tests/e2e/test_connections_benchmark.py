@@ -1,4 +1,5 @@
-"""The connection benchmark keeps working: set-up figures and the traced breakdown.
+"""The connection benchmark keeps working: set-up figures (ours and the servers' bare
+floor) and the traced breakdown.
 
 Seconds long with tiny numbers: it checks the harness (servers under the accounting
 wrapper, load clients, snapshots, profile), not performance.
@@ -24,7 +25,7 @@ def test_connections_benchmark_smoke(tmp_path):
             sys.executable,
             "benchmarks/connections.py",
             *("--sizes", "20", "--breakdown", "20", "--clients", "2", "--top", "5"),
-            *("--json", str(out)),
+            *("--floor", "--json", str(out)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -33,8 +34,12 @@ def test_connections_benchmark_smoke(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())
-    runs = {run["server"]: run for run in result["runs"]}
-    assert set(runs) == {"daphne", "uvicorn"}
+    runs = {(run["app"], run["server"]): run for run in result["runs"]}
+    assert set(runs) == {
+        (app, server)
+        for app in ("realtime", "floor")
+        for server in ("daphne", "uvicorn")
+    }
     for run in runs.values():
         assert run["connected"] == 20 and run["failed"] == 0
         assert run["per_s"] > 0
