@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -54,10 +56,14 @@ class TurnReads:
     that, so it covers everything the subscriber's own read would have covered.
     """
 
-    __slots__ = ("_open",)
+    __slots__ = ("_members", "_open", "known")
 
-    def __init__(self) -> None:
+    def __init__(self, members: Callable[[str], object] = lambda group: None) -> None:
         self._open: dict[str, list[tuple[int, str | None, asyncio.Future]]] = {}
+        # The hub's member set of a group (None: not joined): a position learned
+        # while the hub stayed joined holds for every later subscriber.
+        self._members = members
+        self.known = KnownPositions()
 
     async def since(self, group: str, since: int, epoch: str | None) -> HistoryRead:
         """What ``get_backend().since(group, since, epoch)`` returns, shared."""
@@ -70,6 +76,9 @@ class TurnReads:
         return await future
 
     async def position(self, group: str) -> tuple[int, str | None]:
+        known = self.known.get(group, self._members(group))
+        if known is not None:
+            return known
         read = await self.since(group, POSITION, None)
         return read.seq, read.epoch
 
@@ -81,6 +90,7 @@ class TurnReads:
         if self._open.get(group) is waiters:
             del self._open[group]
         first = min(since for since, _, _ in waiters)
+        members = self._members(group)
         backend = get_backend()
         try:
             if first == POSITION:
@@ -98,6 +108,8 @@ class TurnReads:
             if not isinstance(error, Exception):
                 raise
             return
+        if members is not None and self._members(group) is members:
+            self.known.learned(group, read.seq, read.epoch, members)
         for since, epoch, future in waiters:
             if future.done():  # its connection went away meanwhile
                 continue
@@ -106,6 +118,59 @@ class TurnReads:
                 _own_read(future, group, since, epoch)
             else:
                 future.set_result(found)
+
+
+class KnownPositions:
+    """Each group's position as this process last learned it, for subscribes that
+    need only the position: in a burst of clients joining one group, one Redis
+    read a second per group instead of one per client.
+
+    A position is learned from a read sent while the hub was joined to the group
+    and kept while the same membership lasts, for at most ``LIFETIME`` seconds.
+    Every event the hub dispatches moves it on (``advance``): seq+1 of the same
+    epoch. Anything else (a gap, another epoch) forgets it, as does a layer outage
+    (``clear``). A subscriber answered from here joined before asking, so every
+    later event reaches it; an event dispatched before it joined is at or below
+    the answer, as with a read (a read answers with what Redis has, which may be
+    ahead of what reached this process).
+    """
+
+    LIFETIME = 1.0
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        # group -> [seq, epoch, expires at (monotonic), the hub's member set]
+        self._known: dict[str, list[Any]] = {}
+
+    def get(self, group: str, members: object) -> tuple[int, str] | None:
+        entry = self._known.get(group)
+        if entry is None:
+            return None
+        if members is None or entry[3] is not members or time.monotonic() > entry[2]:
+            del self._known[group]
+            return None
+        return entry[0], entry[1]
+
+    def learned(self, group: str, seq: int, epoch: str | None, members: object) -> None:
+        if epoch is None:  # no history yet: the first event starts an epoch
+            self._known.pop(group, None)
+            return
+        self._known[group] = [seq, epoch, time.monotonic() + self.LIFETIME, members]
+
+    def advance(self, group: str, seq: int | None, epoch: str | None) -> None:
+        """An event of ``group`` reached the hub."""
+        entry = self._known.get(group)
+        if entry is None or seq is None:
+            return
+        if epoch == entry[1] and seq <= entry[0] + 1:
+            if seq > entry[0]:
+                entry[0] = seq
+            return  # an event the learned position already counted: no news
+        del self._known[group]
+
+    def clear(self) -> None:
+        self._known.clear()
 
 
 def _derive(

@@ -67,7 +67,8 @@ class Hub:
         # History reads shared by the sockets that found the same gap in one turn.
         self._reads: dict[tuple[str, int, str | None], _Read] = {}
         # And those of the subscribes of one loop turn, one per group.
-        self.subscribe_reads = history.TurnReads()
+        self.subscribe_reads = history.TurnReads(self.groups.get)
+        self._known = self.subscribe_reads.known
         # Each history group's position at the previous check (see _positions).
         self._positions: dict[str, tuple[str, int]] = {}
         self._warned: dict[tuple[str, str], float] = {}
@@ -176,6 +177,8 @@ class Hub:
                     waiter.set_result(None)
 
     async def _rejoin_groups(self, shard: int | None = None) -> None:
+        # Events may have been missed while not joined: positions are read again.
+        self._known.clear()
         async with self._membership:
             for group in (*self.groups, *self._probes.values()):
                 if shard is None or shard_of(self.layer, group) == shard:
@@ -241,6 +244,7 @@ class Hub:
     async def dispatch(self, event: Event) -> None:
         self.arrivals += 1
         event.arrival = self.arrivals
+        self._known.advance(event.group, event.seq, event.epoch)
         members = self.groups.get(event.group)
         if not members:
             return
@@ -320,6 +324,7 @@ class Hub:
         """Events of groups without history routed through ``shard`` (every
         shard: None) may have been lost: each subscriber gets rt.reset before the
         next event of the group, so the signal sits where the gap is."""
+        self._known.clear()
         for group, members in tuple(self.groups.items()):
             if shard is not None and shard_of(self.layer, group) != shard:
                 continue
@@ -333,6 +338,7 @@ class Hub:
     async def _outage_over(self, shard: int | None) -> None:
         """The layer delivers again after losing events: send the resets no event
         carried yet, and repair history groups now."""
+        self._known.clear()
         logger.warning(
             "channel layer %s was unavailable or restarted; checking %d groups",
             "server" if shard is None else f"server {shard}",
