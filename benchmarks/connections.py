@@ -76,7 +76,7 @@ def start(
             args = ["--host", "127.0.0.1", "--port", str(port)]
             args += ["--log-level", "warning", target]
         else:
-            args = ["-b", "127.0.0.1", "-p", str(port), target]
+            args = [*fanout.daphne_listen(port), target]
         log = (workdir / f"{server}-{i}.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, str(HERE / "conn_server.py"), str(workdir), server, *args],

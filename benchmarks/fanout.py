@@ -204,8 +204,7 @@ def start_servers(
             cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
             cmd += [target]
         else:
-            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-            cmd += [target]
+            cmd = [sys.executable, "-m", "daphne", *daphne_listen(port), target]
         log = (logs / f"{stack.app}-{stack.layer}-{server}-{i}.log").open("w")
         proc = subprocess.Popen(
             cmd,
@@ -218,6 +217,18 @@ def start_servers(
     for proc, port in started:
         wait_for_port(port, proc)
     return started
+
+
+#: daphne's listen queue, as docs/deploying.md sets it up for production. Its
+#: ``-b``/``-p`` options take Twisted's default of 50: a burst of handshakes
+#: overflows it and each dropped connection request comes back only after the
+#: client's TCP retries it a second later (uvicorn's default is 2048).
+DAPHNE_BACKLOG = 4096
+
+
+def daphne_listen(port: int) -> list[str]:
+    """daphne's arguments to listen on 127.0.0.1:``port`` with DAPHNE_BACKLOG."""
+    return ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={DAPHNE_BACKLOG}"]
 
 
 def rss_kb(pid: int) -> int:
