@@ -285,6 +285,11 @@ class RealtimeConsumer(AsyncConsumer):
         self.next_ping = now + realtime_settings.HEARTBEAT_INTERVAL
         self.hub.connections.add(self)
         metrics.connection_opened(self)
+        if self.hub.shutting_down:
+            # The server is stopping and a balancer may still send clients here for
+            # a moment: tell them to go elsewhere now rather than cut them at exit.
+            await self.close(exc.ShuttingDown(), status.WS_4503_SHUTTING_DOWN)
+            return
         authenticators = self.get_authenticators()
         try:
             found = await authenticate(authenticators, self)

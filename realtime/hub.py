@@ -64,6 +64,8 @@ class Hub:
         self.loop = asyncio.get_running_loop()
         self.starting: asyncio.Future | None = None
         self.arrivals = 0  # events dispatched so far (Event.arrival)
+        # Set on SIGTERM (realtime.processes.shutdown): new sockets are turned away.
+        self.shutting_down = False
         # History reads shared by the sockets that found the same gap in one turn.
         self._reads: dict[tuple[str, int, str | None], _Read] = {}
         # And those of the subscribes of one loop turn, one per group.

@@ -75,6 +75,7 @@ async def shutdown(
     hub: Hub, signum: int = 0, frame: Any = None, previous: Any = None
 ) -> None:
     """Close every connection of ``hub`` with 4503, then hand over to ``previous``."""
+    hub.shutting_down = True
     closing = [
         consumer.close(ShuttingDown(), status.WS_4503_SHUTTING_DOWN)
         for consumer in tuple(hub.connections)

@@ -303,3 +303,22 @@ async def test_since_beyond_history_is_not_recovered():
         "recovered": False,
     }
     await comm.disconnect()
+
+
+async def test_a_handshake_while_shutting_down_is_sent_elsewhere_with_4503():
+    from realtime.hub import get_hub
+    from realtime.processes import shutdown
+
+    held = RealtimeCommunicator(application, "/ws/")
+    assert (await held.connect())[0]
+    await shutdown(await get_hub())  # SIGTERM's first step, without the exit
+    assert (await held.receive_frame())["data"]["code"] == "shutting_down"
+    late = RealtimeCommunicator(application, "/ws/")
+    connected, _ = await late.connect()
+    assert connected  # accepted to carry the reason, then closed
+    frame = await late.receive_frame()
+    assert frame["type"] == "rt.error" and frame["data"]["code"] == "shutting_down"
+    assert (await late.receive_output(3)) == {
+        "type": "websocket.close",
+        "code": status.WS_4503_SHUTTING_DOWN,
+    }
