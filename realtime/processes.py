@@ -4,8 +4,9 @@ Every ``PROCESS_HEARTBEAT`` seconds the process writes what its hub serves
 (connections per consumer class, local sockets per group) under
 ``<KEY_PREFIX>:proc:<id>`` with a TTL of three beats, so ``manage.py realtime_status``
 sees every live process and a crashed one disappears on its own. On SIGTERM or SIGINT
-every socket is closed with 4503 before the server's own handler runs, so clients
-reconnect elsewhere instead of seeing a dropped connection.
+the server stops listening and every socket is closed with 4503 before the server's
+own handler runs, so clients reconnect elsewhere instead of seeing a dropped
+connection.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from realtime.backends.registry import PROCESS_ID, process_info
 from realtime.exceptions import ShuttingDown
 from realtime.hub import Hub
 from realtime.settings import realtime_settings
+from realtime.transport.listening import stop_listening
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +76,11 @@ def install_shutdown(hub: Hub) -> None:
 async def shutdown(
     hub: Hub, signum: int = 0, frame: Any = None, previous: Any = None
 ) -> None:
-    """Close every connection of ``hub`` with 4503, then hand over to ``previous``."""
+    """Stop listening, close every connection of ``hub`` with 4503, then hand over
+    to ``previous`` (the server's own handler)."""
     hub.shutting_down = True
+    if previous is not None and stop_listening(previous):
+        logger.info("shutting down: no longer accepting connections")
     closing = [
         consumer.close(ShuttingDown(), status.WS_4503_SHUTTING_DOWN)
         for consumer in tuple(hub.connections)

@@ -172,3 +172,29 @@ async def test_shutdown_closes_4503(daphne, kind):
     assert frames[-1]["data"]["code"] == "shutting_down"
     assert code == status.WS_4503_SHUTTING_DOWN
     server.proc.wait(10)
+
+
+async def _refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+async def test_a_stopping_process_refuses_new_connections(daphne, kind):
+    server = daphne(server=kind)
+    client = await Client.open(f"{server.url}/ws/")
+    assert (await client.request("rt.subscribe", {"group": "public.slow-leave"}))[
+        "type"
+    ] == "rt.ack"
+    assert not await _refused(server.port)
+    server.proc.send_signal(signal.SIGTERM)
+    _, code = await client.closed_with()
+    assert code == status.WS_4503_SHUTTING_DOWN
+    # Still closing (the slow leave holds it for seconds), no longer listening.
+    assert await _refused(server.port)
+    assert server.proc.poll() is None
+    server.proc.wait(15)

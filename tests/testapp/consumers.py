@@ -1,3 +1,5 @@
+import asyncio
+
 import realtime
 from realtime.consumers import RealtimeConsumer
 from realtime.exceptions import PermissionDenied
@@ -39,6 +41,12 @@ class EchoConsumer(RealtimeConsumer):
 
     def get_presence_meta(self):
         return {"color": "teal", "id": "spoofed"} if self.user.is_authenticated else {}
+
+    async def on_unsubscribe(self, group):
+        if group == "public.slow-leave":
+            # Holds a stopping process open for a while after its 4503s
+            # (tests/e2e/test_limits.py: a stopping process refuses new clients).
+            await asyncio.sleep(3)
 
     @realtime.handler("test.echo")
     async def echo(self, message):
