@@ -112,6 +112,7 @@ class FastPath:
             self.random_bytes = 0
         self.script = script_for(kind, constants).encode()
         self.sha = hashlib.sha1(self.script).hexdigest().encode()
+        self.sha_text = self.sha.decode()  # redis-py's evalsha takes text
         # The message is a msgpack map; the script appends "seq", "epoch", "text"
         # (and the channel list) to this head, so the count includes them.
         self.head = bytes([0x80 | (8 if kind == "core" else 7)]) + b"".join(
@@ -265,7 +266,7 @@ class FastPath:
         args = self._arguments(group, type, v, prefix, suffix, text)
         client = self._async_client(self._fixed[group, type, v][-1])
         try:
-            seq, over, *others = await client.evalsha(self.sha.decode(), 4, *args)
+            seq, over, *others = await client.evalsha(self.sha_text, 4, *args)
         except redis.exceptions.NoScriptError:
             seq, over, *others = await client.eval(self.script.decode(), 4, *args)
         if others:  # several hosts only
