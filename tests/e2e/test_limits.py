@@ -176,7 +176,9 @@ async def test_shutdown_closes_4503(daphne, kind):
 
 async def _refused(port: int) -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), 5
+        )
     except ConnectionRefusedError:
         return True
     writer.close()
