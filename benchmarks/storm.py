@@ -595,14 +595,11 @@ REALTIME = Flavour("realtime", Server, Publisher, "storm_client.mjs", summarise)
 # -- the publisher process ---------------------------------------------------------------
 
 
-def publisher_main(args: argparse.Namespace) -> None:
-    """notify() round-robin over ``--groups`` at ``--rate``/s until "stop" on stdin."""
-    import django
-
-    django.setup()
-    import realtime
-
-    groups = args.groups.split(",")
+def publish_paced(
+    groups: list[str], rate: float, emit: Callable[[str, int, int], None]
+) -> None:
+    """Call ``emit(group, n, n_in_group)`` round-robin over ``groups`` at ``rate``/s
+    until "stop" on stdin, then print the events sent per group (JSON)."""
     sent = dict.fromkeys(groups, 0)
     stopping = threading.Event()
     threading.Thread(
@@ -611,16 +608,29 @@ def publisher_main(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     n = 0
     while not stopping.is_set():
-        delay = began + n / args.rate - time.perf_counter()
+        delay = began + n / rate - time.perf_counter()
         if delay > 0:
             stopping.wait(delay)
             if stopping.is_set():
                 break
         group = groups[n % len(groups)]
-        realtime.notify(group, "bench.tick", {"n": n, "t": time.time()})
+        emit(group, n, sent[group])
         sent[group] += 1
         n += 1
     print(json.dumps(sent))
+
+
+def publisher_main(args: argparse.Namespace) -> None:
+    """notify() round-robin over ``--groups`` at ``--rate``/s until "stop" on stdin."""
+    import django
+
+    django.setup()
+    import realtime
+
+    def emit(group: str, n: int, _: int) -> None:
+        realtime.notify(group, "bench.tick", {"n": n, "t": time.time()})
+
+    publish_paced(args.groups.split(","), args.rate, emit)
 
 
 # -- main -----------------------------------------------------------------------------

@@ -17,11 +17,9 @@ out of order are checked too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from benchmarks.storm import (  # noqa: E402
     Publisher,
     Sampler,
     Server,
+    publish_paced,
     summarise,
 )
 
@@ -199,26 +198,11 @@ def publisher_main(argv: list[str]) -> None:
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args(argv)
     manager = socketio.RedisManager(args.redis_url, write_only=True)
-    groups = args.groups.split(",")
-    sent = dict.fromkeys(groups, 0)
-    stopping = threading.Event()
-    threading.Thread(
-        target=lambda: (sys.stdin.readline(), stopping.set()), daemon=True
-    ).start()
-    began = time.perf_counter()
-    n = 0
-    while not stopping.is_set():
-        delay = began + n / args.rate - time.perf_counter()
-        if delay > 0:
-            stopping.wait(delay)
-            if stopping.is_set():
-                break
-        group = groups[n % len(groups)]
-        data = {"group": group, "n": sent[group], "t": time.time()}
-        manager.emit("event", data, room=group)
-        sent[group] += 1
-        n += 1
-    print(json.dumps(sent))
+
+    def emit(group: str, _: int, n: int) -> None:
+        manager.emit("event", {"group": group, "n": n, "t": time.time()}, room=group)
+
+    publish_paced(args.groups.split(","), args.rate, emit)
 
 
 if __name__ == "__main__":
