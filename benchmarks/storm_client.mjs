@@ -18,7 +18,7 @@
 import WebSocket from "ws";
 
 import { RealtimeClient } from "../realtime/static/realtime/realtime.js";
-import { balancer, listen, newStorm, now, out } from "./storm_shared.mjs";
+import { balancer, listen, newStorm, now, out, stormStats } from "./storm_shared.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const lb = balancer(cfg);
@@ -234,19 +234,7 @@ function report() {
   out({
     stats: {
       clients: clients.length,
-      storms: storms.map(({ expected, hit, back, recoveredMs, attempts, retries, closesMs, openedMs, subscribeRetries, gaps, recoveryFailed }) => ({
-        expected,
-        openedMs,
-        subscribeRetries,
-        gaps,
-        closesMs,
-        hit,
-        back,
-        recoveredMs,
-        attempts,
-        retries,
-        recoveryFailed,
-      })),
+      storms: stormStats(storms),
       hitNotBack,
       notRecovered,
       lost,

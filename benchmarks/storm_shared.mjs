@@ -57,3 +57,20 @@ export function listen(lb, handlers) {
   });
   process.stdin.on("end", () => process.exit(0));
 }
+
+// What each storm reports, the same for every client flavour.
+export function stormStats(storms) {
+  return storms.map(({ expected, hit, back, recoveredMs, attempts, retries, closesMs, openedMs, subscribeRetries, gaps, recoveryFailed }) => ({
+    expected,
+    openedMs,
+    subscribeRetries,
+    gaps,
+    closesMs,
+    hit,
+    back,
+    recoveredMs,
+    attempts,
+    retries,
+    recoveryFailed,
+  }));
+}

@@ -11,7 +11,7 @@
 // missed while it was away (not recoverable) and any other missing event (lost).
 import { io } from "socket.io-client";
 
-import { balancer, listen, newStorm, now, out } from "./storm_shared.mjs";
+import { balancer, listen, newStorm, now, out, stormStats } from "./storm_shared.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const lb = balancer(cfg);
@@ -196,19 +196,7 @@ function report() {
   out({
     stats: {
       clients: clients.length,
-      storms: storms.map(({ expected, hit, back, recoveredMs, attempts, retries, closesMs, openedMs, subscribeRetries, gaps, recoveryFailed }) => ({
-        expected,
-        openedMs,
-        subscribeRetries,
-        gaps,
-        closesMs,
-        hit,
-        back,
-        recoveredMs,
-        attempts,
-        retries,
-        recoveryFailed,
-      })),
+      storms: stormStats(storms),
       hitNotBack,
       notRecovered: 0,
       lost: totals.lost,
