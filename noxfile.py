@@ -122,6 +122,9 @@ SERVERS = [
 SERVER_TESTS = [
     "tests/e2e/test_transport_bytes.py",
     "tests/unit/test_transport_select.py",
+    # The graceful stop reads the servers' signal handlers (transport.listening).
+    "tests/e2e/test_limits.py::test_shutdown_closes_4503",
+    "tests/e2e/test_limits.py::test_a_stopping_process_refuses_new_connections",
 ]
 
 
@@ -134,7 +137,8 @@ SERVER_TESTS = [
     ],
 )
 def servers(session: nox.Session, daphne: str, uvicorn: str, websockets: str) -> None:
-    """The server adapters' byte tests on one daphne, uvicorn and websockets version."""
+    """The server adapters' byte tests and the graceful stop on one daphne, uvicorn
+    and websockets version."""
     session.install(
         "-e",
         ".",
