@@ -23,6 +23,6 @@ async def tick_connections(hub: Hub) -> None:
         now = time.monotonic()
         for consumer in tuple(hub.connections):
             try:
-                await consumer.tick(now)
+                consumer.tick(now)
             except Exception:
                 consumer.log.exception("tick of %s failed", consumer.connection_id)

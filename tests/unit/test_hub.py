@@ -64,7 +64,7 @@ class Subscriber:
     async def close(self, error: Any = None, code: int = 1000) -> None:
         self.close_code = code
 
-    async def tick(self, now: float) -> None:
+    def tick(self, now: float) -> None:
         return None
 
     def get_presence_meta(self) -> dict[str, Any]:
