@@ -334,17 +334,18 @@ def main() -> None:
         redis, redis_url = fanout.start_redis(Path(workdir))
         try:
             for server in servers:
-                for n, app in [(n, app) for n in args.sizes for app in apps]:
-                    results.append(measure(server, n, args, redis_url, app))
-                    r = results[-1]
-                    print(
-                        f"{app} on {server}, {n} sockets x {args.processes} processes: "
-                        f"{r['per_s']:,.0f} connections/s, {r['cpu_ms']:.2f} CPU ms "
-                        f"each, {r['kb']:.1f} KB per idle connection "
-                        f"({r['connected']} connected, {r['failed']} failed, "
-                        f"load {r['load']:.1f})",
-                        flush=True,
-                    )
+                for n in args.sizes:
+                    for app in apps:
+                        r = measure(server, n, args, redis_url, app)
+                        results.append(r)
+                        print(
+                            f"{app} on {server}, {n} sockets x {args.processes} "
+                            f"processes: {r['per_s']:,.0f} connections/s, "
+                            f"{r['cpu_ms']:.2f} CPU ms each, {r['kb']:.1f} KB per "
+                            f"idle connection ({r['connected']} connected, "
+                            f"{r['failed']} failed, load {r['load']:.1f})",
+                            flush=True,
+                        )
                 if args.breakdown:
                     reports.append(breakdown(server, args.breakdown, args, redis_url))
                     print("\n" + reports[-1] + "\n", flush=True)

@@ -226,9 +226,10 @@ def start_servers(
 DAPHNE_BACKLOG = 4096
 
 
-def daphne_listen(port: int) -> list[str]:
-    """daphne's arguments to listen on 127.0.0.1:``port`` with DAPHNE_BACKLOG."""
-    return ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={DAPHNE_BACKLOG}"]
+def daphne_listen(port: int, backlog: int = DAPHNE_BACKLOG) -> list[str]:
+    """daphne's arguments to listen on 127.0.0.1:``port`` with a queue of ``backlog``
+    (an endpoint string is the only way to set it)."""
+    return ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
 
 
 def rss_kb(pid: int) -> int:

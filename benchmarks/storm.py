@@ -62,6 +62,7 @@ from benchmarks.fanout import (  # noqa: E402
     APPS,
     Stack,
     cpu_seconds,
+    daphne_listen,
     ensure_node_client,
     env_for,
     free_port,
@@ -100,11 +101,8 @@ class Server:
             cmd += ["--log-level", "warning"]
             cmd += ["--backlog", str(backlog)] if backlog else []
         elif backlog:
-            # daphne's -b/-p listen with Twisted's default backlog (50); an endpoint
-            # string is the only way to set it.
-            endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog={backlog}"
-            cmd = ["-m", "daphne", "-e", endpoint]
-        else:
+            cmd = ["-m", "daphne", *daphne_listen(self.port, backlog)]
+        else:  # -b/-p: Twisted's default backlog (50), as daphne runs out of the box
             cmd = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
         cmd.append(target)
         return cmd

@@ -179,8 +179,6 @@ class Hub:
                     waiter.set_result(None)
 
     async def _rejoin_groups(self, shard: int | None = None) -> None:
-        # Events may have been missed while not joined: positions are read again.
-        self._known.clear()
         async with self._membership:
             for group in (*self.groups, *self._probes.values()):
                 if shard is None or shard_of(self.layer, group) == shard:

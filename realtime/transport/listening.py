@@ -38,8 +38,7 @@ def stop_listening(server_handler: Any) -> int:
 
 
 def _stop_uvicorn(server: Any) -> int:
-    # asyncio's or uvloop's servers (uvloop's do not derive from asyncio.Server).
-    listeners = [s for s in getattr(server, "servers", ()) if callable(s.close)]
+    listeners = list(getattr(server, "servers", ()))  # asyncio's or uvloop's
     for listener in listeners:
         listener.close()  # the connections already open are left alone
     return len(listeners)

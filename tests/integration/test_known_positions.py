@@ -72,112 +72,95 @@ async def seqs_until(comm: RealtimeCommunicator, last: int) -> list[int]:
     return seen
 
 
-async def close(comms: list) -> None:
-    for comm in comms:
+@pytest.fixture
+async def comms():
+    """The sockets a test opened, closed at its end."""
+    opened: list[RealtimeCommunicator] = []
+    yield opened
+    for comm in opened:
         await comm.disconnect()
 
 
-async def test_subscribes_in_separate_turns_read_the_position_once(reads):
-    comms: list = []
+async def each_gets_what_follows_its_ack(acks: list, comms: list, last: int) -> None:
+    for ack, comm in zip(acks, comms, strict=True):
+        assert await seqs_until(comm, last) == list(range(ack["seq"] + 1, last + 1))
+
+
+async def test_subscribes_in_separate_turns_read_the_position_once(reads, comms):
     for n in range(3):
         await published(n, live=False)
-    try:
-        acks = [await subscribed(comms) for _ in range(12)]
-        assert reads["position"] == 1
-        assert {(ack["seq"], ack["epoch"]) for ack in acks} == {(3, acks[0]["epoch"])}
-        last = await published(3)
-        for comm in comms:
-            assert await seqs_until(comm, last) == [4]
-    finally:
-        await close(comms)
+    acks = [await subscribed(comms) for _ in range(12)]
+    assert reads["position"] == 1
+    assert {(ack["seq"], ack["epoch"]) for ack in acks} == {(3, acks[0]["epoch"])}
+    last = await published(3)
+    for comm in comms:
+        assert await seqs_until(comm, last) == [4]
 
 
-async def test_events_move_the_known_position_and_every_later_event_arrives(reads):
-    comms: list = []
-    try:
-        acks = []
-        for n in range(6):
-            acks.append(await subscribed(comms))
-            await published(n)
-        assert reads["position"] == 1
-        # Each subscriber was told the position it joined at: the events before.
-        assert [ack["seq"] for ack in acks[1:]] == [1, 2, 3, 4, 5]
-        last = await published(6)
-        for ack, comm in zip(acks, comms, strict=True):
-            assert await seqs_until(comm, last) == list(range(ack["seq"] + 1, last + 1))
-    finally:
-        await close(comms)
+async def test_events_move_the_known_position_and_every_later_event_arrives(
+    reads, comms
+):
+    acks = []
+    for n in range(6):
+        acks.append(await subscribed(comms))
+        await published(n)
+    assert reads["position"] == 1
+    # Each subscriber was told the position it joined at: the events before.
+    assert [ack["seq"] for ack in acks[1:]] == [1, 2, 3, 4, 5]
+    last = await published(6)
+    await each_gets_what_follows_its_ack(acks, comms, last)
 
 
-async def test_a_gap_makes_the_next_subscribe_read_again(reads):
-    comms: list = []
-    try:
-        await subscribed(comms)
-        await published(0, live=False)  # lost on the way to this process
-        gap = await published(1)
-        assert reads["position"] == 1
-        ack = await subscribed(comms)
-        assert reads["position"] == 2
-        assert ack["seq"] == gap
-        last = await published(2)
-        assert await seqs_until(comms[0], last) == [1, 2, 3]
-        assert await seqs_until(comms[1], last) == [3]
-    finally:
-        await close(comms)
+async def test_a_gap_makes_the_next_subscribe_read_again(reads, comms):
+    await subscribed(comms)
+    await published(0, live=False)  # lost on the way to this process
+    gap = await published(1)
+    assert reads["position"] == 1
+    ack = await subscribed(comms)
+    assert reads["position"] == 2
+    assert ack["seq"] == gap
+    last = await published(2)
+    assert await seqs_until(comms[0], last) == [1, 2, 3]
+    assert await seqs_until(comms[1], last) == [3]
 
 
-async def test_lost_events_among_subscribes_are_each_filled_once_in_order(reads):
-    comms: list = []
-    try:
-        acks = []
-        for n in range(12):
-            acks.append(await subscribed(comms))
-            await published(n, live=n % 3 != 1)
-        last = await published(12)
-        for ack, comm in zip(acks, comms, strict=True):
-            assert await seqs_until(comm, last) == list(range(ack["seq"] + 1, last + 1))
-        # The first subscribe reads; a gap (found at the next live event) makes
-        # the next subscribe read again: three gaps have a subscribe after them.
-        assert reads["position"] == 4
-    finally:
-        await close(comms)
+async def test_lost_events_among_subscribes_are_each_filled_once_in_order(reads, comms):
+    acks = []
+    for n in range(12):
+        acks.append(await subscribed(comms))
+        await published(n, live=n % 3 != 1)
+    last = await published(12)
+    await each_gets_what_follows_its_ack(acks, comms, last)
+    # The first subscribe reads; a gap (found at the next live event) makes
+    # the next subscribe read again: three gaps have a subscribe after them.
+    assert reads["position"] == 4
 
 
-async def test_an_outage_forgets_every_known_position(reads):
-    comms: list = []
-    try:
-        await subscribed(comms)
-        (await get_hub()).mark_lost(None)
-        await subscribed(comms)
-        assert reads["position"] == 2
-    finally:
-        await close(comms)
+async def test_an_outage_forgets_every_known_position(reads, comms):
+    await subscribed(comms)
+    (await get_hub()).mark_lost(None)
+    await subscribed(comms)
+    assert reads["position"] == 2
 
 
-async def test_a_group_left_and_joined_again_reads_again(reads):
-    comms: list = []
-    try:
-        await subscribed(comms)
-        assert (await comms[0].request("rt.unsubscribe", {"group": GROUP}))[
-            "type"
-        ] == "rt.ack"
-        await published(0, live=False)  # while no socket here was joined
-        ack = await subscribed(comms)
-        assert reads["position"] == 2
-        assert ack["seq"] == 1
-    finally:
-        await close(comms)
+async def test_a_group_left_and_joined_again_reads_again(reads, comms):
+    await subscribed(comms)
+    assert (await comms[0].request("rt.unsubscribe", {"group": GROUP}))[
+        "type"
+    ] == "rt.ack"
+    await published(0, live=False)  # while no socket here was joined
+    ack = await subscribed(comms)
+    assert reads["position"] == 2
+    assert ack["seq"] == 1
 
 
-async def test_a_known_position_is_read_again_after_its_lifetime(reads, monkeypatch):
+async def test_a_known_position_is_read_again_after_its_lifetime(
+    reads, comms, monkeypatch
+):
     monkeypatch.setattr(KnownPositions, "LIFETIME", 0.0)
-    comms: list = []
-    try:
-        for _ in range(3):
-            await subscribed(comms)
-        assert reads["position"] == 3
-    finally:
-        await close(comms)
+    for _ in range(3):
+        await subscribed(comms)
+    assert reads["position"] == 3
 
 
 def test_only_the_next_seq_of_the_same_epoch_moves_a_known_position():
